@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make up` and `make test`. Everything else is set-up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BUF    := npx --yes @bufbuild/buf@1.75.0
+
+.PHONY: up test test-fast test-slow proto proto-check lint buf-lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start the whole mesh (private Redis unless REDIS_URL is set). Ctrl-C stops everything.
+up: $(STAMP)
+	$(BIN)/wedmesh up
+
+## Run the whole test suite (fast tests, then the slow fault/load tests).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+## Regenerate wedsync/ from protos/.
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+## Fail when the committed wedsync/ differs from a fresh generation.
+proto-check: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py --check
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+buf-lint:
+	$(BUF) lint
+
+clean:
+	rm -rf $(VENV) .wedmesh .pytest_cache

@@ -1,0 +1,163 @@
+"""``wedmesh``: run the mesh, run one service, probe a gRPC port.
+
+Usage errors exit with 1 (as grpc_health_probe does), not argparse's usual 2, so that
+``wedmesh probe`` keeps grpc_health_probe's exit codes exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from services.core import probe as probe_mod
+from services.core.config import ConfigError, MeshConfig, load_config, with_overrides
+from services.core.logs import configure_logging
+
+SERVICES = ("registry", "gateway", "webhooks", "shim")
+PROBE_EXIT_CODES = """exit codes (the same as grpc_health_probe's):
+  0  SERVING
+  1  bad arguments
+  2  connection failed
+  3  RPC failed (timeout, unknown service, no health service)
+  4  answered, but not SERVING"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(probe_mod.BAD_ARGUMENTS, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="wedmesh", description="WedSync mesh: gateway, webhook intake, registry/router"
+    )
+    parser.add_argument(
+        "--config", type=Path, help="TOML config file (default: $WEDMESH_CONFIG, else the example)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    up = sub.add_parser("up", help="start Redis (unless REDIS_URL is set) and every service")
+    up.add_argument("--redis-url", help="use this Redis instead of starting a private one")
+
+    serve = sub.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--host", help="address to bind")
+    serve.add_argument("--port", type=int, help="port to listen on")
+    serve.add_argument(
+        "--metrics-port", type=int, help="Prometheus /metrics port (0: off; gRPC services)"
+    )
+    serve.add_argument("--redis-url", help="Redis URL (overrides REDIS_URL and the config)")
+    serve.add_argument("--intake-address", help="shim only: webhooks intake gRPC address")
+
+    pr = sub.add_parser(
+        "probe",
+        help="gRPC health check (grpc_health_probe exit codes)",
+        description=PROBE_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pr.add_argument("address", help="host:port")
+    pr.add_argument(
+        "--service", default="", help="service name to check (default: the server as a whole)"
+    )
+    pr.add_argument("--timeout", type=float, default=1.0, help="RPC timeout in seconds (default 1)")
+    pr.add_argument(
+        "--connect-timeout", type=float, default=1.0, help="connect timeout in seconds (default 1)"
+    )
+    pr.add_argument("--tls", action="store_true", help="use TLS")
+    pr.add_argument("--tls-ca-cert", type=Path, help="CA certificate (default: system roots)")
+    pr.add_argument("--tls-client-cert", type=Path, help="client certificate for mutual TLS")
+    pr.add_argument("--tls-client-key", type=Path, help="client private key for mutual TLS")
+    pr.add_argument("--tls-server-name", help="override the name checked in the server certificate")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "probe":
+        return _probe(args)
+    try:
+        config = load_config(args.config)
+        config = with_overrides(config, _flag_overrides(args))
+    except ConfigError as exc:
+        print(f"wedmesh: {exc}", file=sys.stderr)
+        return 1
+    configure_logging(
+        config.logging.level,
+        config.logging.json_format,
+        process=args.service if args.command == "serve" else "up",
+    )
+    if args.command == "up":
+        from services.core.supervisor import run_up
+
+        return run_up(config, args.config)
+    return _serve(args.service, config)
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if getattr(args, "redis_url", None):
+        out["redis.url"] = args.redis_url
+    if args.command == "serve":
+        for flag, key in (("host", "host"), ("port", "port"), ("metrics_port", "metrics_port")):
+            value = getattr(args, flag)
+            if value is not None:
+                if args.service == "shim" and key == "metrics_port":
+                    continue  # the shim serves /metrics on its own port
+                out[f"{args.service}.{key}"] = value
+        if args.intake_address:
+            out["shim.intake_address"] = args.intake_address
+    return out
+
+
+def _serve(service: str, config: MeshConfig) -> int:
+    if service == "shim":
+        from services.webhooks.shim import run_shim
+
+        asyncio.run(run_shim(config.shim))
+        return 0
+    from services.core.runner import run_grpc_process
+    from services.core.server import BindError
+
+    try:
+        asyncio.run(run_grpc_process(service, config))
+    except BindError as exc:
+        print(f"wedmesh serve {service}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    if args.timeout <= 0 or args.connect_timeout <= 0:
+        print("error: --timeout and --connect-timeout must be greater than zero", file=sys.stderr)
+        return probe_mod.BAD_ARGUMENTS
+    tls_files = (args.tls_ca_cert, args.tls_client_cert, args.tls_client_key)
+    if not args.tls and (any(tls_files) or args.tls_server_name):
+        print("error: --tls-* options need --tls", file=sys.stderr)
+        return probe_mod.BAD_ARGUMENTS
+    if bool(args.tls_client_cert) != bool(args.tls_client_key):
+        print("error: --tls-client-cert and --tls-client-key go together", file=sys.stderr)
+        return probe_mod.BAD_ARGUMENTS
+    tls = (
+        probe_mod.TlsOptions(
+            args.tls_ca_cert, args.tls_client_cert, args.tls_client_key, args.tls_server_name
+        )
+        if args.tls
+        else None
+    )
+    result = probe_mod.probe(
+        args.address,
+        args.service,
+        connect_timeout=args.connect_timeout,
+        rpc_timeout=args.timeout,
+        tls=tls,
+    )
+    print(result.message, file=sys.stdout if result.code == probe_mod.OK else sys.stderr)
+    return result.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

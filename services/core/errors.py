@@ -1,0 +1,114 @@
+"""The mesh's errors, and the one place that maps them to gRPC and HTTP statuses.
+
+Errors are plain data that say what went wrong and what the caller can do; rendering
+them is a separate layer (the interceptor for gRPC, the shim for HTTP)::
+
+    MeshError                      INTERNAL / 500
+    ├── InvalidArgument            INVALID_ARGUMENT / 400
+    ├── NotFound                   NOT_FOUND / 404
+    ├── AlreadyExists              ALREADY_EXISTS / 409
+    ├── FailedPrecondition         FAILED_PRECONDITION / 409
+    ├── Unauthenticated            UNAUTHENTICATED / 401
+    ├── PermissionDenied           PERMISSION_DENIED / 403
+    ├── ResourceExhausted          RESOURCE_EXHAUSTED / 429 (carries retry_after)
+    ├── Unavailable                UNAVAILABLE / 503 (carries retry_after)
+    ├── DeadlineExceeded           DEADLINE_EXCEEDED / 504
+    └── Unimplemented              UNIMPLEMENTED / 501
+
+:func:`translate_redis_errors` is the one boundary where ``redis.exceptions`` become ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import grpc
+import redis.exceptions
+
+
+class MeshError(Exception):
+    """Base: a message a person can act on, plus how to render it."""
+
+    grpc_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    http_status: int = 500
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class InvalidArgument(MeshError):
+    grpc_code, http_status = grpc.StatusCode.INVALID_ARGUMENT, 400
+
+
+class NotFound(MeshError):
+    grpc_code, http_status = grpc.StatusCode.NOT_FOUND, 404
+
+
+class AlreadyExists(MeshError):
+    grpc_code, http_status = grpc.StatusCode.ALREADY_EXISTS, 409
+
+
+class FailedPrecondition(MeshError):
+    grpc_code, http_status = grpc.StatusCode.FAILED_PRECONDITION, 409
+
+
+class Unauthenticated(MeshError):
+    grpc_code, http_status = grpc.StatusCode.UNAUTHENTICATED, 401
+
+
+class PermissionDenied(MeshError):
+    grpc_code, http_status = grpc.StatusCode.PERMISSION_DENIED, 403
+
+
+class ResourceExhausted(MeshError):
+    grpc_code, http_status = grpc.StatusCode.RESOURCE_EXHAUSTED, 429
+
+
+class Unavailable(MeshError):
+    grpc_code, http_status = grpc.StatusCode.UNAVAILABLE, 503
+
+
+class DeadlineExceeded(MeshError):
+    grpc_code, http_status = grpc.StatusCode.DEADLINE_EXCEEDED, 504
+
+
+class Unimplemented(MeshError):
+    grpc_code, http_status = grpc.StatusCode.UNIMPLEMENTED, 501
+
+
+_HTTP_FOR_GRPC = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def http_status_for(code: grpc.StatusCode) -> int:
+    """The HTTP status the shim answers for a gRPC status from intake."""
+    return _HTTP_FOR_GRPC.get(code, 500 if code != grpc.StatusCode.OK else 200)
+
+
+@contextlib.contextmanager
+def translate_redis_errors(what: str) -> Iterator[None]:
+    """Turn Redis failures into :class:`Unavailable` (the caller may retry later)."""
+    try:
+        yield
+    except redis.exceptions.BusyLoadingError as exc:
+        raise Unavailable(
+            f"{what}: Redis is loading its data; retry shortly", retry_after=1.0
+        ) from exc
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise Unavailable(f"{what}: Redis is unreachable; retry later", retry_after=1.0) from exc
+    except redis.exceptions.RedisError as exc:
+        raise MeshError(f"{what}: unexpected Redis error ({type(exc).__name__})") from exc

@@ -1,0 +1,186 @@
+"""The one server interceptor every gRPC service runs.
+
+For each call it: takes the caller's ``x-request-id`` (or makes one) into the log context;
+records the caller's deadline for outgoing calls and refuses calls whose deadline has
+already passed; turns :class:`MeshError` into its status code (with a
+``google.rpc.RetryInfo`` when it carries ``retry_after``) and any other exception into
+INTERNAL with the request id — never a stack trace to the caller; counts and times the
+call in Prometheus and logs it as one JSON line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.core import deadlines, logs, metrics
+from services.core.errors import MeshError
+
+log = logging.getLogger("wedmesh.rpc")
+
+REQUEST_ID_HEADER = "x-request-id"
+_QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Request id, deadline, error mapping, metrics and access log for every RPC."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method
+        call = _Call(method)
+        kind, factory = _kind(handler)
+        behaviour = getattr(handler, kind)
+        if inspect.isasyncgenfunction(behaviour):
+            wrapped: Any = call.wrap_generator(behaviour)
+        else:
+            wrapped = call.wrap_coroutine(behaviour)
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _kind(handler: grpc.RpcMethodHandler) -> tuple[str, Any]:
+    if handler.unary_unary:
+        return "unary_unary", grpc.unary_unary_rpc_method_handler
+    if handler.unary_stream:
+        return "unary_stream", grpc.unary_stream_rpc_method_handler
+    if handler.stream_unary:
+        return "stream_unary", grpc.stream_unary_rpc_method_handler
+    return "stream_stream", grpc.stream_stream_rpc_method_handler
+
+
+class _Call:
+    def __init__(self, method: str) -> None:
+        self.method = method
+        service, _, name = method.lstrip("/").partition("/")
+        self.labels = (service, name)
+        self.quiet = method.startswith(_QUIET_PREFIXES)
+
+    def wrap_coroutine(
+        self, behaviour: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            tokens = self._enter(context)
+            started, code = time.perf_counter(), grpc.StatusCode.OK
+            try:
+                await self._check_deadline(context)
+                return await behaviour(request, context)
+            except BaseException as exc:
+                code = await self._fail(exc, context)
+            finally:
+                self._exit(tokens, started, code, context)
+
+        return wrapper
+
+    def wrap_generator(
+        self, behaviour: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            tokens = self._enter(context)
+            started, code = time.perf_counter(), grpc.StatusCode.OK
+            try:
+                await self._check_deadline(context)
+                async for item in behaviour(request, context):
+                    yield item
+            except BaseException as exc:
+                code = await self._fail(exc, context)
+            finally:
+                self._exit(tokens, started, code, context)
+
+        return wrapper
+
+    def _enter(self, context: grpc.aio.ServicerContext) -> tuple[Any, Any]:
+        rid = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == REQUEST_ID_HEADER and isinstance(value, str):
+                rid = value[:64]
+                break
+        left = context.time_remaining()
+        return logs.request_id_var.set(rid or logs.new_request_id()), deadlines.set_deadline(left)
+
+    async def _check_deadline(self, context: grpc.aio.ServicerContext) -> None:
+        left = context.time_remaining()
+        if left is not None and left <= 0:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call started"
+            )
+
+    async def _fail(self, exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+        """Render ``exc`` as a status (re-raising what grpc must see); return the code."""
+        if isinstance(exc, MeshError):
+            await abort_with(context, exc)
+        if isinstance(exc, grpc.aio.AbortError | GeneratorExit):
+            raise exc
+        if isinstance(exc, BaseException) and not isinstance(exc, Exception):
+            raise exc  # CancelledError, KeyboardInterrupt: the call is gone
+        log.exception("unhandled error in %s", self.method)
+        await context.abort(
+            grpc.StatusCode.INTERNAL,
+            f"internal error while serving {self.method}; request id {logs.request_id_var.get()}",
+        )
+        raise AssertionError("unreachable")  # abort always raises
+
+    def _exit(
+        self,
+        tokens: tuple[Any, Any],
+        started: float,
+        code: grpc.StatusCode,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        actual = _code_of(context) or code
+        metrics.GRPC_REQUESTS.labels(*self.labels, actual.name).inc()
+        metrics.GRPC_LATENCY.labels(*self.labels).observe(elapsed)
+        if not self.quiet or actual != grpc.StatusCode.OK:
+            log.info(
+                "rpc",
+                extra={"method": self.method, "code": actual.name, "ms": round(elapsed * 1000, 3)},
+            )
+        logs.request_id_var.reset(tokens[0])
+        deadlines.reset_deadline(tokens[1])
+
+
+def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode | None:
+    try:
+        code = context.code()
+    except (AttributeError, NotImplementedError):  # older grpcio
+        return None
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):
+        for member in grpc.StatusCode:
+            if member.value[0] == code:
+                return member
+    return None
+
+
+async def abort_with(context: grpc.aio.ServicerContext, error: MeshError) -> None:
+    """Abort the call with ``error``'s status; attach RetryInfo when it has a retry delay."""
+    if error.retry_after is None:
+        await context.abort(error.grpc_code, error.message)
+    delay = duration_pb2.Duration()
+    delay.FromTimedelta(datetime.timedelta(seconds=max(0.0, error.retry_after or 0.0)))
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    status = rpc_status.to_status(
+        status_pb2.Status(code=error.grpc_code.value[0], message=error.message, details=[detail])
+    )
+    await context.abort(status.code, status.details, status.trailing_metadata)

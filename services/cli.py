@@ -32,9 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="wedmesh", description="WedSync mesh: gateway, webhook intake, registry/router"
-    )
+    parser = _Parser(prog="wedmesh", description="WedSync mesh: gateway, webhook intake, registry/router")
     parser.add_argument(
         "--config", type=Path, help="TOML config file (default: $WEDMESH_CONFIG, else the example)"
     )
@@ -47,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--host", help="address to bind")
     serve.add_argument("--port", type=int, help="port to listen on")
-    serve.add_argument(
-        "--metrics-port", type=int, help="Prometheus /metrics port (0: off; gRPC services)"
-    )
+    serve.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: off; gRPC services)")
     serve.add_argument("--redis-url", help="Redis URL (overrides REDIS_URL and the config)")
     serve.add_argument("--intake-address", help="shim only: webhooks intake gRPC address")
 
@@ -60,9 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pr.add_argument("address", help="host:port")
-    pr.add_argument(
-        "--service", default="", help="service name to check (default: the server as a whole)"
-    )
+    pr.add_argument("--service", default="", help="service name to check (default: the server as a whole)")
     pr.add_argument("--timeout", type=float, default=1.0, help="RPC timeout in seconds (default 1)")
     pr.add_argument(
         "--connect-timeout", type=float, default=1.0, help="connect timeout in seconds (default 1)"

@@ -7,13 +7,21 @@ with its data in a temporary folder, started by the same code that ``wedmesh up`
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
+import grpc
 import pytest
 import redis
 import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.core.local_redis import RedisServer, start_redis_server
+from services.core.config import EXAMPLE_CONFIG, MeshConfig, load_config, with_overrides
+from services.core.local_redis import RedisServer, free_port, start_redis_server
+from services.core.redis_client import connect
+from services.core.runner import defs_factory
+from services.core.server import ServiceHost
+from tests.waiting import wait_for
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,3 +61,59 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def mesh_config(redis_url: str) -> MeshConfig:
+    """The example config on free loopback ports, pointed at the session Redis."""
+    base = load_config(EXAMPLE_CONFIG, environ={})
+    return with_overrides(
+        base,
+        {
+            "redis.url": redis_url,
+            "registry.port": free_port(),
+            "gateway.port": free_port(),
+            "webhooks.port": free_port(),
+            "registry.metrics_port": 0,
+            "gateway.metrics_port": 0,
+            "webhooks.metrics_port": 0,
+            "shim.port": free_port(),
+            "shutdown.drain_delay_s": 0.2,
+            "shutdown.grace_s": 2.0,
+        },
+    )
+
+
+@pytest.fixture
+async def start_service(
+    mesh_config: MeshConfig,
+) -> AsyncIterator[Callable[..., Awaitable[ServiceHost]]]:
+    """Start a gRPC service process's host in this event loop; stopped after the test."""
+    hosts: list[ServiceHost] = []
+    clients: list[Any] = []
+
+    async def start(process: str, config: MeshConfig | None = None) -> ServiceHost:
+        cfg = config or mesh_config
+        redis = connect(cfg.redis)
+        clients.append(redis)
+        host = ServiceHost(
+            defs_factory(process)(cfg, redis), cfg.grpc_server(process), cfg.shutdown, redis=redis
+        )
+        await host.start()
+        hosts.append(host)
+        await wait_for(lambda: host_serving(host), what=f"{process} SERVING")
+        return host
+
+    yield start
+    for host in hosts:
+        await host.stop()
+    for client in clients:
+        await client.aclose()
+
+
+async def host_serving(host: ServiceHost) -> bool:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=1
+        )
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

@@ -122,9 +122,7 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env[ENV_CONFIG_FILE]) if env.get(ENV_CONFIG_FILE) else EXAMPLE_CONFIG
 
 
-def load_config(
-    path: Path | str | None = None, environ: Mapping[str, str] | None = None
-) -> MeshConfig:
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> MeshConfig:
     """Load the file, apply environment overrides, validate; raise ConfigError if unusable."""
     env = os.environ if environ is None else environ
     file = Path(path) if path is not None else config_path(env)
@@ -189,11 +187,7 @@ def _validate(data: dict[str, Any], *, source: str) -> MeshConfig:
         problems = []
         for err in exc.errors(include_url=False):
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            reason = (
-                "unknown key (check the spelling)"
-                if err["type"] == "extra_forbidden"
-                else err["msg"]
-            )
+            reason = "unknown key (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
             hidden = err["type"] in ("missing", "extra_forbidden") or _sensitive(where)
             shown = "" if hidden else f" (got {err['input']!r})"
             problems.append(f"{where}: {reason}{shown}")

@@ -105,9 +105,7 @@ def translate_redis_errors(what: str) -> Iterator[None]:
     try:
         yield
     except redis.exceptions.BusyLoadingError as exc:
-        raise Unavailable(
-            f"{what}: Redis is loading its data; retry shortly", retry_after=1.0
-        ) from exc
+        raise Unavailable(f"{what}: Redis is loading its data; retry shortly", retry_after=1.0) from exc
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         raise Unavailable(f"{what}: Redis is unreachable; retry later", retry_after=1.0) from exc
     except redis.exceptions.RedisError as exc:

@@ -74,9 +74,7 @@ class _Call:
         self.labels = (service, name)
         self.quiet = method.startswith(_QUIET_PREFIXES)
 
-    def wrap_coroutine(
-        self, behaviour: Callable[..., Awaitable[Any]]
-    ) -> Callable[..., Awaitable[Any]]:
+    def wrap_coroutine(self, behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             tokens = self._enter(context)
             started, code = time.perf_counter(), grpc.StatusCode.OK
@@ -119,9 +117,7 @@ class _Call:
     async def _check_deadline(self, context: grpc.aio.ServicerContext) -> None:
         left = context.time_remaining()
         if left is not None and left <= 0:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call started"
-            )
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call started")
 
     async def _fail(self, exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
         """Render ``exc`` as a status (re-raising what grpc must see); return the code."""

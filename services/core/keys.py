@@ -26,7 +26,7 @@ PREFIX = "wm"
 GLOBAL = "global"
 PRIORITIES = ("high", "normal", "low")
 
-_NAME_PART = re.compile(r"^[A-Za-z0-9._\-:@/]{1,200}$")
+_NAME_PART = re.compile(r"[A-Za-z0-9._\-:@/]{1,200}")
 
 
 class InvalidKeyPart(ValueError):
@@ -34,7 +34,7 @@ class InvalidKeyPart(ValueError):
 
 
 def _checked(part: str, what: str) -> str:
-    if not _NAME_PART.match(part):
+    if not _NAME_PART.fullmatch(part):
         raise InvalidKeyPart(
             f"{what} {part!r} cannot be used in a Redis key: use 1-200 characters of "
             "letters, digits and . _ - : @ / (no braces or spaces)"

@@ -180,8 +180,7 @@ def _wait_until_ready(server: RedisServer, timeout: float = STARTUP_TIMEOUT_S) -
         while True:
             if server.process.poll() is not None:
                 raise RuntimeError(
-                    f"redis-server exited with code {server.process.returncode}: "
-                    f"{_log_tail(server.log_path)}"
+                    f"redis-server exited with code {server.process.returncode}: {_log_tail(server.log_path)}"
                 )
             try:
                 # LOADING answers an error until the AOF is replayed; wait for a real PONG.

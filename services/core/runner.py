@@ -31,9 +31,7 @@ async def run_grpc_process(process: str, config: MeshConfig) -> None:
     """Start ``process`` (registry, gateway or webhooks) and serve until told to stop."""
     server_config = config.grpc_server(process)
     redis = connect(config.redis)
-    host = ServiceHost(
-        defs_factory(process)(config, redis), server_config, config.shutdown, redis=redis
-    )
+    host = ServiceHost(defs_factory(process)(config, redis), server_config, config.shutdown, redis=redis)
     metrics = serve_metrics(server_config.metrics_port, server_config.host)
     try:
         await host.start()

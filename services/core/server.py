@@ -98,9 +98,7 @@ class ServiceHost:
         except RuntimeError as exc:
             raise BindError(f"cannot listen on {address}: {exc}") from exc
         if not self.port:
-            raise BindError(
-                f"cannot listen on {address}: the port is taken or the host is not local"
-            )
+            raise BindError(f"cannot listen on {address}: the port is taken or the host is not local")
         await server.start()
         self._server = server
         await self.set_all(NOT_SERVING)
@@ -133,9 +131,7 @@ class ServiceHost:
                 ok = False
             if ok != last:
                 await self.set_all(SERVING if ok else NOT_SERVING)
-                log.log(
-                    logging.INFO if ok else logging.WARNING, "readiness", extra={"redis_ok": ok}
-                )
+                log.log(logging.INFO if ok else logging.WARNING, "readiness", extra={"redis_ok": ok})
                 last = ok
             await asyncio.sleep(READINESS_INTERVAL_S)
 

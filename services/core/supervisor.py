@@ -150,8 +150,6 @@ def _stop_children(children: list[Child], timeout: float) -> None:
         try:
             child.process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            log.warning(
-                "killing a service that did not stop in time", extra={"service": child.name}
-            )
+            log.warning("killing a service that did not stop in time", extra={"service": child.name})
             child.process.kill()
             child.process.wait()

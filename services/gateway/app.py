@@ -18,8 +18,6 @@ def service_defs(config: MeshConfig, redis: AnyRedis) -> list[ServiceDef]:
     return [
         ServiceDef(
             SERVICE_NAME,
-            lambda server: gateway_pb2_grpc.add_IntegrationGatewayServiceServicer_to_server(
-                servicer, server
-            ),
+            lambda server: gateway_pb2_grpc.add_IntegrationGatewayServiceServicer_to_server(servicer, server),
         )
     ]

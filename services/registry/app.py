@@ -22,9 +22,7 @@ def service_defs(config: MeshConfig, redis: AnyRedis) -> list[ServiceDef]:
     return [
         ServiceDef(
             REGISTRY_NAME,
-            lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-                registry, server
-            ),
+            lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry, server),
         ),
         ServiceDef(
             ROUTER_NAME,

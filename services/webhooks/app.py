@@ -20,8 +20,6 @@ def service_defs(config: MeshConfig, redis: AnyRedis) -> list[ServiceDef]:
     return [
         ServiceDef(
             SERVICE_NAME,
-            lambda server: webhooks_pb2_grpc.add_WebhookIntakeServiceServicer_to_server(
-                servicer, server
-            ),
+            lambda server: webhooks_pb2_grpc.add_WebhookIntakeServiceServicer_to_server(servicer, server),
         )
     ]

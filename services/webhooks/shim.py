@@ -90,15 +90,11 @@ def create_app(config: ShimConfig) -> Starlette:
         return response
 
     async def _receive(request: Request) -> Response:
-        token = logs.request_id_var.set(
-            request.headers.get("x-request-id", "")[:64] or logs.new_request_id()
-        )
+        token = logs.request_id_var.set(request.headers.get("x-request-id", "")[:64] or logs.new_request_id())
         try:
             provider_id = request.path_params["provider_id"]
             if not PROVIDER_ID.match(provider_id):
-                return _error(
-                    404, "unknown provider: provider ids are 1-64 letters, digits, '-' or '_'"
-                )
+                return _error(404, "unknown provider: provider ids are 1-64 letters, digits, '-' or '_'")
             content_type = request.headers.get("content-type", "")
             if not JSON_TYPE.match(content_type):
                 return _error(415, "webhooks must be sent with Content-Type: application/json")

@@ -1,0 +1,210 @@
+"""Worker: the consumer loop that claims entries, runs a handler and settles the outcome.
+
+Loop: claim (one script) → if nothing came, block on the streams (XREADGROUP BLOCK, at
+most ``idle_wait`` or until the next delayed retry is due) → run each delivery as a task.
+While handlers run, one renewal task extends all their leases every ``lease / 3`` so a
+slow but alive handler keeps its entries; a crashed worker stops renewing and its entries
+are reclaimed by another worker about one lease later.
+
+Renewal runs on the event loop: a handler that blocks the loop for longer than a lease
+(synchronous CPU work) loses its lease — run such work in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TypeVar
+
+from services.core.errors import MeshError
+from services.core.queue._envelope import Delivery
+from services.core.queue._queue import DurableQueue
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Delivery], Awaitable[None]]
+Ready = Callable[[], bool | Awaitable[bool]]
+T = TypeVar("T")
+
+DEFAULT_LEASE_S = 30.0
+DEFAULT_MAX_IN_FLIGHT = 16
+DEFAULT_IDLE_WAIT_S = 1.0
+ERROR_BACKOFF_S = 0.5
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Runs ``handler`` for the entries of ``queue``; at-least-once, leases renewed.
+
+    ``max_in_flight`` caps concurrent deliveries; ``ready()`` (sync or async) is asked
+    before every claim, so a router can stop claiming when no target instance is healthy
+    instead of burning attempts into dead letters.
+    """
+
+    def __init__(
+        self,
+        queue: DurableQueue,
+        handler: Handler,
+        *,
+        consumer: str | None = None,
+        lease: float = DEFAULT_LEASE_S,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        ready: Ready | None = None,
+        idle_wait: float = DEFAULT_IDLE_WAIT_S,
+    ) -> None:
+        if max_in_flight < 1 or lease <= 0 or idle_wait <= 0:
+            raise ValueError("max_in_flight >= 1, lease > 0 and idle_wait > 0 are required")
+        self.queue = queue
+        self.handler = handler
+        self.consumer = consumer or default_consumer_name()
+        self.lease = lease
+        self.max_in_flight = max_in_flight
+        self.ready = ready
+        self.idle_wait = idle_wait
+        self._in_flight: dict[str, Delivery] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slot_free = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._main: asyncio.Task[None] | None = None
+        self._idle = False
+
+    def __repr__(self) -> str:
+        return f"Worker(queue={self.queue.name!r}, consumer={self.consumer!r})"
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the loop as a task (see :meth:`stop`)."""
+        if self._main is None:
+            self._main = asyncio.create_task(self.run(), name=f"queue-worker:{self.consumer}")
+        return self._main
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let running handlers finish for ``grace`` s, cancel the rest.
+
+        Cancelled deliveries stay pending and are reclaimed by another worker after a lease.
+        """
+        self._stopping.set()
+        if self._main is not None:
+            if self._idle:  # holds nothing claimed right now: interrupt the wait
+                self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+        if self._tasks:
+            _, running = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+        with contextlib.suppress(MeshError):
+            await self.queue.forget_consumer(self.consumer)
+
+    async def __aenter__(self) -> Worker:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def run(self) -> None:
+        """Claim and dispatch until cancelled or :meth:`stop` is called."""
+        renewer = asyncio.create_task(self._renew_forever())
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._step()
+                except MeshError as exc:  # Redis unavailable: back off, keep going
+                    log.warning("queue %s: %s", self.queue.name, exc)
+                    await self._idle_for(asyncio.sleep(ERROR_BACKOFF_S))
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _step(self) -> None:
+        free = self.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            self._slot_free.clear()
+            await self._idle_for(self._slot_free.wait())
+            return
+        if not await self._is_ready():
+            await self._idle_for(asyncio.sleep(self.idle_wait))
+            return
+        claimed = await self.queue.claim(self.consumer, free, self.lease)
+        deliveries = claimed.deliveries
+        if not deliveries and not self._stopping.is_set():
+            wait = min(self.idle_wait, self.lease / 2)
+            if claimed.next_due is not None:
+                wait = min(wait, max(claimed.next_due, 0.001))
+            # A stop may cancel this read; anything it had claimed stays pending and is
+            # reclaimed after a lease (late, never lost).
+            deliveries = await self._idle_for(self.queue.wait(self.consumer, free, wait))
+        for delivery in deliveries:
+            self._dispatch(delivery)
+
+    async def _idle_for(self, waiting: Awaitable[T]) -> T:
+        """Await ``waiting`` while marked idle, so that :meth:`stop` may cancel it."""
+        self._idle = True
+        try:
+            return await waiting
+        finally:
+            self._idle = False
+
+    async def _is_ready(self) -> bool:
+        if self.ready is None:
+            return True
+        verdict = self.ready()
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        return bool(verdict)
+
+    def _dispatch(self, delivery: Delivery) -> None:
+        self._in_flight[delivery.entry_id] = delivery
+        task = asyncio.create_task(self._deliver(delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        try:
+            error: BaseException | None = None
+            try:
+                await self.handler(delivery)
+            except Exception as exc:
+                error = exc
+            if delivery.lease_lost:
+                log.warning("queue %s: lease lost on %s", self.queue.name, delivery.message_id)
+            try:
+                await self.queue.settle(delivery, error)
+            except MeshError as exc:  # stays pending; reclaimed after a lease
+                log.warning("queue %s: could not settle %s: %s", self.queue.name, delivery.message_id, exc)
+        finally:
+            self._in_flight.pop(delivery.entry_id, None)
+            self._slot_free.set()
+
+    async def _renew_forever(self) -> None:
+        interval = self.lease / 3
+        while True:
+            await asyncio.sleep(interval)
+            held = list(self._in_flight.values())
+            if not held:
+                continue
+            try:
+                await self.queue.renew(held)
+            except MeshError as exc:
+                log.warning("queue %s: lease renewal failed: %s", self.queue.name, exc)

@@ -1,0 +1,72 @@
+"""Cheap queue statistics: one pipelined round trip, no scans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from services.core.errors import translate_redis_errors
+from services.core.queue._envelope import PRIORITY_ORDER, Priority
+
+if TYPE_CHECKING:
+    from services.core.queue._queue import DurableQueue
+
+
+@dataclass(frozen=True)
+class PriorityStats:
+    """One priority stream. ``depth`` counts every entry in it, in-flight ones included."""
+
+    depth: int
+    in_flight: int
+    oldest_age: float | None
+    """Seconds since the oldest entry entered the stream; ``None`` when it is empty."""
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    priorities: dict[Priority, PriorityStats]
+    delayed: int
+    dead: int
+    ordered_waiting: int
+    """Messages waiting behind an earlier one with the same ordering key."""
+
+    @property
+    def depth(self) -> int:
+        return sum(p.depth for p in self.priorities.values())
+
+    @property
+    def in_flight(self) -> int:
+        return sum(p.in_flight for p in self.priorities.values())
+
+
+def _entry_ms(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+async def queue_stats(queue: DurableQueue) -> QueueStats:
+    """Collect :class:`QueueStats` with one pipeline (XLEN, XPENDING, XRANGE per stream)."""
+    keys = queue.keys
+    with translate_redis_errors("queue stats"):
+        async with queue.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for stream in keys.streams:
+                pipe.xlen(stream)
+                pipe.xrange(stream, "-", "+", count=1)
+                pipe.execute_command("XPENDING", stream, queue.group)
+            pipe.zcard(keys.delayed)
+            pipe.xlen(keys.dead)
+            pipe.hlen(keys.extra("ord", "waiting"))
+            replies = await pipe.execute(raise_on_error=False)
+    seconds, micros = replies[0]
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    per: dict[Priority, PriorityStats] = {}
+    for n, priority in enumerate(PRIORITY_ORDER):
+        depth, first, pending = replies[1 + 3 * n : 4 + 3 * n]
+        in_flight = int(pending[0]) if isinstance(pending, list | tuple) and pending else 0
+        if isinstance(pending, dict):
+            in_flight = int(pending.get("pending", 0))
+        oldest = (now_ms - _entry_ms(first[0][0])) / 1000 if first else None
+        per[priority] = PriorityStats(int(depth), in_flight, oldest)
+    delayed, dead, waiting = replies[10:13]
+    return QueueStats(per, int(delayed), int(dead), int(waiting))

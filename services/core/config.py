@@ -23,28 +23,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
+
+from services.core.settings_base import (
+    ConfigError,
+    GrpcServerConfig,
+    Host,
+    Port,
+    Seconds,
+    Section,
+)
+from services.gateway.settings import GatewayConfig
+from services.registry.settings import RegistryConfig
+from services.webhooks.settings import WebhooksConfig
 
 ENV_PREFIX = "WEDMESH_"
 ENV_CONFIG_FILE = "WEDMESH_CONFIG"
 ENV_REDIS_URL = "REDIS_URL"
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "wedmesh.example.toml"
 
-Port = Annotated[int, Field(ge=1, le=65535)]
-OptionalPort = Annotated[int, Field(ge=0, le=65535, description="0 turns it off")]
-Host = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$")]
-Seconds = Annotated[float, Field(ge=0, le=3600)]
 
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the key and the reason."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RedisConfig(_Section):
+class RedisConfig(Section):
     """Where the shared Redis is. With no ``url``, ``wedmesh up`` starts a private one."""
 
     url: str | None = Field(default=None, description="redis://, rediss:// or a cluster URL")
@@ -55,22 +54,7 @@ class RedisConfig(_Section):
     socket_timeout_s: Seconds = 5.0
 
 
-class GrpcServerConfig(_Section):
-    """One gRPC service process: where it listens and how it shuts down."""
-
-    host: Host = "127.0.0.1"
-    port: Port
-    metrics_port: OptionalPort = 0
-    advertise_address: str | None = Field(
-        default=None, description="host:port other processes use to reach it"
-    )
-
-    @property
-    def address(self) -> str:
-        return self.advertise_address or f"{self.host}:{self.port}"
-
-
-class ShimConfig(_Section):
+class ShimConfig(Section):
     """The HTTP intake shim: providers POST webhooks here."""
 
     host: Host = "127.0.0.1"
@@ -80,25 +64,25 @@ class ShimConfig(_Section):
     intake_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
 
 
-class ShutdownConfig(_Section):
+class ShutdownConfig(Section):
     """Graceful shutdown: NOT_SERVING, wait ``drain_delay_s``, then drain for ``grace_s``."""
 
     drain_delay_s: Seconds = 0.5
     grace_s: Seconds = 10.0
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(default=True, alias="json")
 
 
-class MeshConfig(_Section):
+class MeshConfig(Section):
     """The whole mesh configuration; every process reads the same file."""
 
     redis: RedisConfig = RedisConfig()
-    registry: GrpcServerConfig = GrpcServerConfig(port=50051, metrics_port=9101)
-    gateway: GrpcServerConfig = GrpcServerConfig(port=50052, metrics_port=9102)
-    webhooks: GrpcServerConfig = GrpcServerConfig(port=50053, metrics_port=9103)
+    registry: RegistryConfig = RegistryConfig(port=50051, metrics_port=9101)
+    gateway: GatewayConfig = GatewayConfig(port=50052, metrics_port=9102)
+    webhooks: WebhooksConfig = WebhooksConfig(port=50053, metrics_port=9103)
     shim: ShimConfig = ShimConfig()
     shutdown: ShutdownConfig = ShutdownConfig()
     logging: LoggingConfig = LoggingConfig()

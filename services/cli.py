@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,6 +19,10 @@ from services.core.config import ConfigError, MeshConfig, load_config, with_over
 from services.core.logs import configure_logging
 
 SERVICES = ("registry", "gateway", "webhooks", "shim")
+# Each area may add commands: ``services/<area>/commands.py`` defines
+# ``register(sub, dlq)``, adding parsers to the top level (``sub``) or under ``wedmesh dlq``
+# (``dlq``), each with ``set_defaults(func=...)``; ``func(args, config) -> int`` runs it.
+COMMAND_MODULES = ("services.gateway.commands", "services.webhooks.commands", "services.registry.commands")
 PROBE_EXIT_CODES = """exit codes (the same as grpc_health_probe's):
   0  SERVING
   1  bad arguments
@@ -66,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--tls-client-cert", type=Path, help="client certificate for mutual TLS")
     pr.add_argument("--tls-client-key", type=Path, help="client private key for mutual TLS")
     pr.add_argument("--tls-server-name", help="override the name checked in the server certificate")
+    dlq = sub.add_parser("dlq", help="dead letters: list, replay, purge")
+    dlq_sub = dlq.add_subparsers(dest="dlq_target", required=True, parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(sub, dlq_sub)
     return parser
 
 
@@ -88,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.core.supervisor import run_up
 
         return run_up(config, args.config)
-    return _serve(args.service, config)
+    if args.command == "serve":
+        return _serve(args.service, config)
+    result: int = args.func(args, config)
+    return result
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.core.config import EXAMPLE_CONFIG, MeshConfig, load_config, with_overrides
 from services.core.local_redis import RedisServer, free_port, start_redis_server
 from services.core.redis_client import connect
-from services.core.runner import defs_factory
+from services.core.runner import ProcessRuntime
 from services.core.server import ServiceHost
 from tests.waiting import wait_for
 
@@ -88,25 +88,23 @@ def mesh_config(redis_url: str) -> MeshConfig:
 async def start_service(
     mesh_config: MeshConfig,
 ) -> AsyncIterator[Callable[..., Awaitable[ServiceHost]]]:
-    """Start a gRPC service process's host in this event loop; stopped after the test."""
-    hosts: list[ServiceHost] = []
+    """Start a service process (host + background tasks) in this event loop; stopped after."""
+    runtimes: list[ProcessRuntime] = []
     clients: list[Any] = []
 
     async def start(process: str, config: MeshConfig | None = None) -> ServiceHost:
         cfg = config or mesh_config
         redis = connect(cfg.redis)
         clients.append(redis)
-        host = ServiceHost(
-            defs_factory(process)(cfg, redis), cfg.grpc_server(process), cfg.shutdown, redis=redis
-        )
-        await host.start()
-        hosts.append(host)
-        await wait_for(lambda: host_serving(host), what=f"{process} SERVING")
-        return host
+        runtime = ProcessRuntime(process, cfg, redis)
+        await runtime.start()
+        runtimes.append(runtime)
+        await wait_for(lambda: host_serving(runtime.host), what=f"{process} SERVING")
+        return runtime.host
 
     yield start
-    for host in hosts:
-        await host.stop()
+    for runtime in runtimes:
+        await runtime.stop()
     for client in clients:
         await client.aclose()
 

@@ -1,10 +1,20 @@
-"""Run one gRPC service process until SIGTERM/SIGINT, then shut it down gracefully."""
+"""Run one gRPC service process: its gRPC host plus its background work.
+
+Each area's ``services/<area>/app.py`` exposes ``build(config, redis) -> ProcessApp``:
+the gRPC services it hosts and the background tasks it runs beside them (a queue worker,
+a dispatcher, a health watcher). Start order: gRPC host, then background; stop order on
+SIGTERM/SIGINT: the host goes NOT_SERVING and drains its calls, then background tasks
+stop (they finish or hand back what they hold), then Redis closes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from services.core.config import MeshConfig
 from services.core.metrics import serve_metrics
@@ -13,7 +23,6 @@ from services.core.server import ServiceDef, ServiceHost, install_signal_handler
 
 log = logging.getLogger("wedmesh.runner")
 
-# process name -> module whose ``service_defs(config, redis)`` says what it hosts
 GRPC_PROCESSES = {
     "registry": "services.registry.app",
     "gateway": "services.gateway.app",
@@ -21,22 +30,72 @@ GRPC_PROCESSES = {
 }
 
 
-def defs_factory(process: str) -> Callable[[MeshConfig, AnyRedis], list[ServiceDef]]:
+class Background(Protocol):
+    """A task that runs beside the gRPC server for the life of the process."""
+
+    async def start(self, host: ServiceHost) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class ProcessApp:
+    """What one service process hosts (gRPC services) and runs (background tasks)."""
+
+    services: list[ServiceDef]
+    background: list[Background] = field(default_factory=list)
+
+
+def app_builder(process: str) -> Callable[[MeshConfig, AnyRedis], ProcessApp]:
     module = importlib.import_module(GRPC_PROCESSES[process])
-    factory: Callable[[MeshConfig, AnyRedis], list[ServiceDef]] = module.service_defs
-    return factory
+    build: Callable[[MeshConfig, AnyRedis], ProcessApp] = module.build
+    return build
+
+
+class ProcessRuntime:
+    """One process's host and background tasks, started and stopped in the right order."""
+
+    def __init__(self, process: str, config: MeshConfig, redis: AnyRedis) -> None:
+        self.process = process
+        self.app = app_builder(process)(config, redis)
+        self.host = ServiceHost(self.app.services, config.grpc_server(process), config.shutdown, redis=redis)
+        self._stop_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> int:
+        port = await self.host.start()
+        for task in self.app.background:
+            await task.start(self.host)
+        return port
+
+    async def stop(self) -> None:
+        await self.host.stop()
+        for task in reversed(self.app.background):
+            try:
+                await task.stop()
+            except Exception:
+                log.exception("background task failed to stop cleanly", extra={"task": repr(task)})
+        self._stopped.set()
+
+    def request_stop(self) -> None:
+        """Start :meth:`stop` once, from a signal handler."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.get_running_loop().create_task(self.stop())
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
 
 
 async def run_grpc_process(process: str, config: MeshConfig) -> None:
     """Start ``process`` (registry, gateway or webhooks) and serve until told to stop."""
     server_config = config.grpc_server(process)
     redis = connect(config.redis)
-    host = ServiceHost(defs_factory(process)(config, redis), server_config, config.shutdown, redis=redis)
+    runtime = ProcessRuntime(process, config, redis)
     metrics = serve_metrics(server_config.metrics_port, server_config.host)
     try:
-        await host.start()
-        install_signal_handlers(host.request_stop)
-        await host.wait_stopped()
+        await runtime.start()
+        install_signal_handlers(runtime.request_stop)
+        await runtime.wait_stopped()
     finally:
         if metrics:
             metrics.close()

@@ -81,7 +81,6 @@ class ServiceHost:
         self._ready_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
-        self._stop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         """Bind, start, and begin reporting readiness; return the bound port."""
@@ -150,11 +149,6 @@ class ServiceHost:
         await self._server.stop(self.shutdown_config.grace_s)
         self._stopped.set()
         log.info("stopped")
-
-    def request_stop(self) -> None:
-        """Start :meth:`stop` in the background (from a signal handler); idempotent."""
-        if self._stop_task is None:
-            self._stop_task = asyncio.get_running_loop().create_task(self.stop())
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

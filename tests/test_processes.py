@@ -1,0 +1,200 @@
+"""``wedmesh up`` and ``wedmesh serve`` as real processes: start, SERVING, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from services.core import probe
+from services.core.local_redis import free_port, port_is_free
+from tests.waiting import wait_for_sync
+
+START_TIMEOUT_S = 40.0
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    """PIDs whose command line or environment mentions ``marker`` (our children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in blob:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def mesh_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a private mesh on free ports, its Redis data under tmp_path."""
+    config = tmp_path / "wedmesh.toml"
+    config.write_text(Path("wedmesh.example.toml").read_text())
+    env = dict(os.environ)
+    env.update(
+        {
+            "WEDMESH_CONFIG": str(config),
+            "WEDMESH_REGISTRY__PORT": str(free_port()),
+            "WEDMESH_GATEWAY__PORT": str(free_port()),
+            "WEDMESH_WEBHOOKS__PORT": str(free_port()),
+            "WEDMESH_REGISTRY__METRICS_PORT": str(free_port()),
+            "WEDMESH_GATEWAY__METRICS_PORT": str(free_port()),
+            "WEDMESH_WEBHOOKS__METRICS_PORT": str(free_port()),
+            "WEDMESH_SHIM__PORT": str(free_port()),
+            "WEDMESH_REDIS__LOCAL_PORT": str(free_port()),
+            "WEDMESH_REDIS__LOCAL_DATA_DIR": str(tmp_path / "redis"),
+            "WEDMESH_SHUTDOWN__DRAIN_DELAY_S": "0.2",
+            "WEDMESH_SHUTDOWN__GRACE_S": "3",
+        }
+    )
+    env["WEDMESH_SHIM__INTAKE_ADDRESS"] = f"127.0.0.1:{env['WEDMESH_WEBHOOKS__PORT']}"
+    env.pop("REDIS_URL", None)
+    yield env
+    for pid in processes_mentioning(str(config)):  # never leave a stray behind a failed test
+        os.kill(pid, signal.SIGKILL)
+
+
+def grpc_ports(env: dict[str, str]) -> list[str]:
+    return [env[f"WEDMESH_{name}__PORT"] for name in ("REGISTRY", "GATEWAY", "WEBHOOKS")]
+
+
+def all_serving(env: dict[str, str]) -> bool:
+    ok = all(
+        probe.probe(f"127.0.0.1:{port}", connect_timeout=0.3, rpc_timeout=0.5).code == probe.OK
+        for port in grpc_ports(env)
+    )
+    shim = httpx.get(f"http://127.0.0.1:{env['WEDMESH_SHIM__PORT']}/healthz", timeout=0.5)
+    return ok and shim.status_code == 200
+
+
+def start_up(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> tuple[int, str]:
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=30)
+    return process.returncode, err.decode(errors="replace")
+
+
+def test_up_serves_every_port_and_sigint_leaves_nothing_behind(mesh_env: dict[str, str]) -> None:
+    """`wedmesh up`: every gRPC port SERVING and /healthz 200; SIGINT stops all, frees all ports."""
+    process = start_up(mesh_env)
+    try:
+        wait_for_sync(lambda: all_serving(mesh_env), timeout=START_TIMEOUT_S, what="mesh SERVING")
+        ready = httpx.get(f"http://127.0.0.1:{mesh_env['WEDMESH_SHIM__PORT']}/readyz", timeout=2)
+        assert ready.status_code == 200
+    finally:
+        code, log = stop(process)
+    assert code == 0, log[-2000:]
+    assert '"msg": "mesh up"' in log
+    ports = [*grpc_ports(mesh_env), mesh_env["WEDMESH_SHIM__PORT"], mesh_env["WEDMESH_REDIS__LOCAL_PORT"]]
+    assert all(port_is_free(int(port)) for port in ports)
+    assert processes_mentioning(mesh_env["WEDMESH_CONFIG"]) == []
+
+
+def test_up_keeps_redis_data_across_restarts(mesh_env: dict[str, str]) -> None:
+    """The private Redis keeps its AOF in the data folder: data written survives `up` again."""
+    url = f"redis://127.0.0.1:{mesh_env['WEDMESH_REDIS__LOCAL_PORT']}/0"
+    for round_ in (1, 2):
+        process = start_up(mesh_env)
+        try:
+            wait_for_sync(lambda: all_serving(mesh_env), timeout=START_TIMEOUT_S, what="mesh SERVING")
+            client = redis.Redis.from_url(url)
+            if round_ == 1:
+                client.set("wm:test:{persist}:k", "kept")
+            else:
+                assert client.get("wm:test:{persist}:k") == b"kept"
+            client.close()
+        finally:
+            code, log = stop(process, signal.SIGTERM)
+        assert code == 0, log[-2000:]
+
+
+def test_up_stops_everything_when_a_service_dies(mesh_env: dict[str, str]) -> None:
+    """If one child dies the supervisor stops the rest and exits non-zero: nothing half-broken."""
+    process = start_up(mesh_env)
+    try:
+        wait_for_sync(lambda: all_serving(mesh_env), timeout=START_TIMEOUT_S, what="mesh SERVING")
+        gateway_port = mesh_env["WEDMESH_GATEWAY__PORT"]
+        victims = [
+            pid
+            for pid in processes_mentioning(mesh_env["WEDMESH_CONFIG"])
+            if b"serve\x00gateway" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(victims) == 1, f"expected one gateway process on {gateway_port}"
+        os.kill(victims[0], signal.SIGKILL)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            stop(process)
+    assert process.returncode == 1, err.decode(errors="replace")[-2000:]
+    assert "a service exited; stopping the mesh" in err.decode(errors="replace")
+    assert processes_mentioning(mesh_env["WEDMESH_CONFIG"]) == []
+
+
+def test_serve_sigterm_exits_0_and_frees_the_port(mesh_env: dict[str, str], redis_url: str) -> None:
+    """`wedmesh serve gateway` drains and exits 0 on SIGTERM."""
+    env = {**mesh_env, "REDIS_URL": redis_url}
+    port = env["WEDMESH_GATEWAY__PORT"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "gateway"], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for_sync(
+            lambda: probe.probe(f"127.0.0.1:{port}", connect_timeout=0.3).code == probe.OK,
+            timeout=START_TIMEOUT_S,
+            what="gateway SERVING",
+        )
+    finally:
+        code, log = stop(process, signal.SIGTERM)
+    assert code == 0, log[-2000:]
+    assert port_is_free(int(port))
+
+
+def test_serve_on_a_taken_port_fails_with_a_clear_message(mesh_env: dict[str, str], redis_url: str) -> None:
+    """A port already in use is exit 1 naming the address, not a silent shared port."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "services.cli", "serve", "registry", "--port", str(port)],
+            env={**mesh_env, "REDIS_URL": redis_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}" in result.stderr
+
+
+def test_invalid_config_fails_at_start_naming_the_key(mesh_env: dict[str, str]) -> None:
+    """A bad value in the environment stops start-up with the key and the reason."""
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "serve", "gateway"],
+        env={**mesh_env, "WEDMESH_GATEWAY__PORT": "not-a-port"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "gateway.port" in result.stderr
+    assert "Traceback" not in result.stderr

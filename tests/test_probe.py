@@ -61,7 +61,7 @@ async def test_health_rpc_that_hangs_exits_3() -> None:
     release = asyncio.Event()
 
     class Stuck(health.aio.HealthServicer):
-        async def Check(self, request: health_pb2.HealthCheckRequest, context: object) -> None:  # noqa: N802
+        async def Check(self, request: health_pb2.HealthCheckRequest, context: object) -> None:
             await release.wait()
 
     server = grpc.aio.server()
@@ -113,7 +113,15 @@ def test_bad_arguments_exit_1(args: list[str]) -> None:
 def test_cli_subprocess_reports_the_exit_code() -> None:
     """The installed entry point exits with the probe's code (2 for a closed port)."""
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "probe", f"127.0.0.1:{free_port()}", "--connect-timeout", "0.3"],
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "probe",
+            f"127.0.0.1:{free_port()}",
+            "--connect-timeout",
+            "0.3",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

@@ -20,11 +20,11 @@ def connect(config: RedisConfig) -> AnyRedis:
             "no Redis configured: set REDIS_URL (or redis.url in the config file), "
             "or start the mesh with `wedmesh up`, which runs a private Redis"
         )
-    options = {
-        "socket_timeout": config.socket_timeout_s,
-        "socket_connect_timeout": config.socket_timeout_s,
-        "health_check_interval": 15,
-    }
+    timeout = config.socket_timeout_s
     if config.cluster:
-        return RedisCluster.from_url(config.url, **options)
-    return aioredis.Redis.from_url(config.url, retry_on_timeout=False, **options)
+        return RedisCluster.from_url(
+            config.url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=15
+        )
+    return aioredis.Redis.from_url(
+        config.url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=15
+    )

@@ -79,17 +79,32 @@ async def test_each_service_answers_health_for_empty_and_full_names(
     assert set(names) | {"grpc.health.v1.Health"} <= listed
 
 
-async def test_rpcs_not_yet_built_answer_unimplemented_with_a_clear_message(
-    start_service: Callable[..., Awaitable[ServiceHost]],
-) -> None:
-    """An RPC whose issue has not landed says so, naming the issue."""
+async def test_rpcs_not_yet_built_answer_unimplemented_with_a_clear_message() -> None:
+    """An RPC whose issue has not landed says so, naming the RPC and the issue."""
+    from services.core.unimplemented import unimplemented_servicer
     from wedsync.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
-    host = await start_service("gateway")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
-        stub = gateway_pb2_grpc.IntegrationGatewayServiceStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.ListServices(gateway_pb2.ListServicesRequest(), timeout=2)
+    name = "wedsync.gateway.v1.IntegrationGatewayService"
+    servicer = unimplemented_servicer(
+        gateway_pb2_grpc.IntegrationGatewayServiceServicer, name, "the gateway issue (#3)"
+    )
+    host = ServiceHost(
+        [
+            ServiceDef(
+                name, lambda s: gateway_pb2_grpc.add_IntegrationGatewayServiceServicer_to_server(servicer, s)
+            )
+        ],
+        GrpcServerConfig(host="127.0.0.1", port=free_port()),
+        ShutdownConfig(drain_delay_s=0),
+    )
+    await host.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+            stub = gateway_pb2_grpc.IntegrationGatewayServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ListServices(gateway_pb2.ListServicesRequest(), timeout=2)
+    finally:
+        await host.stop()
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "ListServices is not implemented yet" in (err.value.details() or "")
     assert "#3" in (err.value.details() or "")

@@ -112,13 +112,12 @@ class ServiceHost:
         return self.port
 
     async def set_all(self, status: int) -> None:
+        """Set ``""`` and every hosted service name (not the names set by set_status)."""
         for name in self.health_names:
             await self.health.set(name, status)
 
     async def set_status(self, name: str, status: int) -> None:
-        """Set one name (e.g. an upstream id the gateway reports), adding it if new."""
-        if name not in self.health_names:
-            self.health_names.append(name)
+        """Report a name the service owns (e.g. an upstream id); readiness leaves it alone."""
         await self.health.set(name, status)
 
     async def _watch_readiness(self, redis: AnyRedis) -> None:

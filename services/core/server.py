@@ -32,6 +32,10 @@ log = logging.getLogger("wedmesh.server")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+# Liveness is SERVING from start to shutdown whatever Redis does: a Kubernetes liveness
+# probe on it restarts a wedged process, not one whose dependency is down (that is what
+# readiness, on "" and the service names, is for).
+LIVENESS = "liveness"
 READINESS_INTERVAL_S = 2.0
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
@@ -101,6 +105,7 @@ class ServiceHost:
         await server.start()
         self._server = server
         await self.set_all(NOT_SERVING)
+        await self.health.set(LIVENESS, SERVING)
         if self.redis is None:
             await self.set_all(SERVING)
         else:

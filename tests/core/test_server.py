@@ -18,7 +18,7 @@ from services.core import deadlines, errors
 from services.core.config import GrpcServerConfig, MeshConfig, RedisConfig, ShutdownConfig
 from services.core.local_redis import free_port, start_redis_server
 from services.core.redis_client import connect
-from services.core.server import ServiceDef, ServiceHost
+from services.core.server import LIVENESS, ServiceDef, ServiceHost
 from tests.waiting import wait_for
 
 TEST_SERVICE = "wedmesh.test.Probe"
@@ -226,7 +226,7 @@ async def test_taken_port_fails_loudly() -> None:
 
 
 async def test_readiness_follows_redis(tmp_path: Path) -> None:
-    """NOT_SERVING while Redis is unreachable, SERVING once it answers, and back."""
+    """NOT_SERVING while Redis is unreachable (liveness stays SERVING), SERVING once it answers."""
     port = free_port()
     client = connect(RedisConfig(url=f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.5))
     host = ServiceHost(
@@ -240,6 +240,7 @@ async def test_readiness_follows_redis(tmp_path: Path) -> None:
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
             assert await check(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert await check(channel, LIVENESS) == health_pb2.HealthCheckResponse.SERVING
             redis_server = start_redis_server(tmp_path, port=port, appendonly=False)
             await wait_for(
                 lambda: _is(check(channel, TEST_SERVICE), health_pb2.HealthCheckResponse.SERVING),

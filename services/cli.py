@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from services.core import probe as probe_mod
 from services.core.config import ConfigError, MeshConfig, load_config, with_overrides
 from services.core.logs import configure_logging
+from services.core.settings_base import ClientTls
 
 SERVICES = ("registry", "gateway", "webhooks", "shim")
 # Each area may add commands: ``services/<area>/commands.py`` defines
@@ -150,8 +151,11 @@ def _probe(args: argparse.Namespace) -> int:
         print("error: --tls-client-cert and --tls-client-key go together", file=sys.stderr)
         return probe_mod.BAD_ARGUMENTS
     tls = (
-        probe_mod.TlsOptions(
-            args.tls_ca_cert, args.tls_client_cert, args.tls_client_key, args.tls_server_name
+        ClientTls(
+            ca_file=_path(args.tls_ca_cert),
+            cert_file=_path(args.tls_client_cert),
+            key_file=_path(args.tls_client_key),
+            server_name=args.tls_server_name,
         )
         if args.tls
         else None
@@ -165,6 +169,10 @@ def _probe(args: argparse.Namespace) -> int:
     )
     print(result.message, file=sys.stdout if result.code == probe_mod.OK else sys.stderr)
     return result.code
+
+
+def _path(value: Path | None) -> str | None:
+    return str(value) if value is not None else None
 
 
 if __name__ == "__main__":

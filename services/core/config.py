@@ -26,12 +26,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError
 
 from services.core.settings_base import (
+    ClientTls,
     ConfigError,
     GrpcServerConfig,
     Host,
     Port,
     Seconds,
     Section,
+    ServerTls,
 )
 from services.gateway.settings import GatewayConfig
 from services.registry.settings import RegistryConfig
@@ -62,6 +64,7 @@ class ShimConfig(Section):
     intake_address: str = Field(default="127.0.0.1:50053", description="webhooks gRPC address")
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     intake_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    tls: ServerTls | None = Field(default=None, description="HTTPS (and mutual TLS) for providers")
 
 
 class ShutdownConfig(Section):
@@ -84,6 +87,9 @@ class MeshConfig(Section):
     gateway: GatewayConfig = GatewayConfig(port=50052, metrics_port=9102)
     webhooks: WebhooksConfig = WebhooksConfig(port=50053, metrics_port=9103)
     shim: ShimConfig = ShimConfig()
+    client_tls: ClientTls | None = Field(
+        default=None, description="TLS for calls between mesh processes (unset: plaintext)"
+    )
     shutdown: ShutdownConfig = ShutdownConfig()
     logging: LoggingConfig = LoggingConfig()
 

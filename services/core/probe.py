@@ -14,22 +14,14 @@ Exit codes (the same as grpc_health_probe's):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.core.settings_base import ClientTls, ConfigError
+from services.core.tls import channel_credentials, channel_options
+
 OK, BAD_ARGUMENTS, CONNECTION_FAILED, RPC_FAILED, NOT_SERVING = 0, 1, 2, 3, 4
-
-
-@dataclass(frozen=True)
-class TlsOptions:
-    """TLS for the probe; ``ca_cert`` None means the system roots."""
-
-    ca_cert: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    server_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,12 +36,12 @@ def probe(
     *,
     connect_timeout: float = 1.0,
     rpc_timeout: float = 1.0,
-    tls: TlsOptions | None = None,
+    tls: ClientTls | None = None,
 ) -> ProbeResult:
     """Check ``service`` at ``address``; never raises for network trouble."""
     try:
         channel = _channel(address, tls)
-    except (OSError, ValueError) as exc:
+    except ConfigError as exc:
         return ProbeResult(BAD_ARGUMENTS, f"error: cannot use the TLS files: {exc}")
     with channel:
         try:
@@ -79,14 +71,7 @@ def probe(
     return ProbeResult(OK, f"status: {name}")
 
 
-def _channel(address: str, tls: TlsOptions | None) -> grpc.Channel:
+def _channel(address: str, tls: ClientTls | None) -> grpc.Channel:
     if tls is None:
         return grpc.insecure_channel(address)
-    read = lambda p: p.read_bytes() if p else None  # noqa: E731
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=read(tls.ca_cert),
-        private_key=read(tls.client_key),
-        certificate_chain=read(tls.client_cert),
-    )
-    options = [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []
-    return grpc.secure_channel(address, creds, options=options)
+    return grpc.secure_channel(address, channel_credentials(tls), options=channel_options(tls))

@@ -27,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from services.core.config import GrpcServerConfig, ShutdownConfig
 from services.core.interceptors import ServerInterceptor
 from services.core.redis_client import AnyRedis
+from services.core.tls import server_credentials
 
 log = logging.getLogger("wedmesh.server")
 
@@ -97,7 +98,10 @@ class ServiceHost:
         )
         address = f"{self.config.host}:{self.config.port}"
         try:
-            self.port = server.add_insecure_port(address)
+            if self.config.tls is not None:
+                self.port = server.add_secure_port(address, server_credentials(self.config.tls))
+            else:
+                self.port = server.add_insecure_port(address)
         except RuntimeError as exc:
             raise BindError(f"cannot listen on {address}: {exc}") from exc
         if not self.port:
@@ -112,7 +116,14 @@ class ServiceHost:
             self._ready_task = asyncio.create_task(self._watch_readiness(self.redis))
         log.info(
             "listening",
-            extra={"address": address, "port": self.port, "services": self.health_names[1:]},
+            extra={
+                "address": address,
+                "port": self.port,
+                "tls": "mutual"
+                if self.config.tls and self.config.tls.client_ca_file
+                else bool(self.config.tls),
+                "services": self.health_names[1:],
+            },
         )
         return self.port
 

@@ -24,6 +24,32 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ServerTls(Section):
+    """TLS on a listening port; with ``client_ca_file`` it is mutual TLS.
+
+    Files are PEM. With mutual TLS a client must present a certificate signed by the
+    client CA, or the handshake fails before any RPC runs.
+    """
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
+class ClientTls(Section):
+    """How mesh processes (and ``wedmesh probe``) reach a TLS port.
+
+    ``ca_file`` unset means the system roots; ``cert_file``/``key_file`` are the client
+    certificate for mutual TLS; ``server_name`` overrides the name checked in the server's
+    certificate (when dialling by IP, for instance).
+    """
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+
 class GrpcServerConfig(Section):
     """One gRPC service process: where it listens and how it shuts down."""
 
@@ -33,6 +59,7 @@ class GrpcServerConfig(Section):
     advertise_address: str | None = Field(
         default=None, description="host:port other processes use to reach it"
     )
+    tls: ServerTls | None = Field(default=None, description="TLS (and mutual TLS) on this port")
 
     @property
     def address(self) -> str:

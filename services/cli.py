@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--tls-client-cert", type=Path, help="client certificate for mutual TLS")
     pr.add_argument("--tls-client-key", type=Path, help="client private key for mutual TLS")
     pr.add_argument("--tls-server-name", help="override the name checked in the server certificate")
+    token = sub.add_parser("token", help="issue a caller token (signed with $WEDMESH_AUTH_SECRETS)")
+    token.add_argument("--service", required=True, help="the calling service's name")
+    token.add_argument("--scope", action="append", default=[], help="a scope (repeatable), e.g. admin")
+    token.add_argument("--ttl", type=float, default=3600.0, help="lifetime in seconds (default 3600)")
+    token.set_defaults(func=_issue_token)
+
     dlq = sub.add_parser("dlq", help="dead letters: list, replay, purge")
     dlq_sub = dlq.add_subparsers(dest="dlq_target", required=True, parser_class=_Parser)
     for name in COMMAND_MODULES:
@@ -100,10 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         from services.core.supervisor import run_up
 
         return run_up(config, args.config)
-    if args.command == "serve":
-        return _serve(args.service, config)
-    result: int = args.func(args, config)
-    return result
+    try:
+        if args.command == "serve":
+            return _serve(args.service, config)
+        result: int = args.func(args, config)
+        return result
+    except ConfigError as exc:
+        print(f"wedmesh: {exc}", file=sys.stderr)
+        return 1
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,6 +179,18 @@ def _probe(args: argparse.Namespace) -> int:
     )
     print(result.message, file=sys.stdout if result.code == probe_mod.OK else sys.stderr)
     return result.code
+
+
+def _issue_token(args: argparse.Namespace, config: MeshConfig) -> int:
+    from services.core.config import build_authenticator
+
+    authenticator = build_authenticator(config.auth.model_copy(update={"enabled": True}))
+    assert authenticator is not None
+    if args.ttl <= 0:
+        print("error: --ttl must be greater than zero", file=sys.stderr)
+        return 1
+    print(authenticator.issue(args.service, args.scope, args.ttl))
+    return 0
 
 
 def _path(value: Path | None) -> str | None:

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 
+from services.core.auth import Authenticator
 from services.core.settings_base import (
     ClientTls,
     ConfigError,
@@ -74,6 +75,19 @@ class ShutdownConfig(Section):
     grace_s: Seconds = 10.0
 
 
+class AuthConfig(Section):
+    """Caller credentials on every gRPC port (see services/core/auth.py)."""
+
+    enabled: bool = False
+    secrets_env: str = Field(
+        default="WEDMESH_AUTH_SECRETS", description="env var: comma-separated HMAC secrets (first signs)"
+    )
+    token_env: str = Field(
+        default="WEDMESH_SERVICE_TOKEN", description="env var: the token this process presents to others"
+    )
+    leeway_s: Seconds = 30.0
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(default=True, alias="json")
@@ -91,6 +105,7 @@ class MeshConfig(Section):
         default=None, description="TLS for calls between mesh processes (unset: plaintext)"
     )
     shutdown: ShutdownConfig = ShutdownConfig()
+    auth: AuthConfig = AuthConfig()
     logging: LoggingConfig = LoggingConfig()
 
     def grpc_server(self, service: str) -> GrpcServerConfig:
@@ -187,3 +202,21 @@ def _validate(data: dict[str, Any], *, source: str) -> MeshConfig:
 def _sensitive(where: str) -> bool:
     """Never echo a value that may carry a credential (a Redis URL can hold a password)."""
     return any(word in where for word in ("url", "secret", "password", "token", "key"))
+
+
+def build_authenticator(config: AuthConfig, environ: Mapping[str, str] | None = None) -> Authenticator | None:
+    """The verifier for incoming calls; None when auth is off. Fails start without secrets."""
+    if not config.enabled:
+        return None
+    secret = env_secret(config.secrets_env, environ)
+    if secret is None:
+        raise ConfigError(
+            f"auth.enabled is true but ${config.secrets_env} (auth.secrets_env) is unset or empty"
+        )
+    secrets = [s.strip().encode() for s in secret.get_secret_value().split(",") if s.strip()]
+    return Authenticator(secrets, leeway_s=config.leeway_s)
+
+
+def service_token(config: AuthConfig, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+    """The token this process presents to other mesh processes (None when auth is off)."""
+    return env_secret(config.token_env, environ) if config.enabled else None

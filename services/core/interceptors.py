@@ -1,6 +1,7 @@
 """The one server interceptor every gRPC service runs.
 
 For each call it: takes the caller's ``x-request-id`` (or makes one) into the log context;
+checks the caller's bearer token when auth is on (services/core/auth.py);
 records the caller's deadline for outgoing calls and refuses calls whose deadline has
 already passed; turns :class:`MeshError` into its status code (with a
 ``google.rpc.RetryInfo`` when it carries ``retry_after``) and any other exception into
@@ -22,7 +23,8 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from services.core import deadlines, logs, metrics
+from services.core import auth, deadlines, logs, metrics
+from services.core.auth import Authenticator
 from services.core.errors import MeshError
 
 log = logging.getLogger("wedmesh.rpc")
@@ -32,7 +34,10 @@ _QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Request id, deadline, error mapping, metrics and access log for every RPC."""
+    """Request id, caller auth, deadline, error mapping, metrics and access log for every RPC."""
+
+    def __init__(self, auth: Authenticator | None = None) -> None:
+        self.auth = auth
 
     async def intercept_service(
         self,
@@ -43,7 +48,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method: str = handler_call_details.method
-        call = _Call(method)
+        call = _Call(method, self.auth)
         kind, factory = _kind(handler)
         behaviour = getattr(handler, kind)
         if inspect.isasyncgenfunction(behaviour):
@@ -68,8 +73,9 @@ def _kind(handler: grpc.RpcMethodHandler) -> tuple[str, Any]:
 
 
 class _Call:
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, auth: Authenticator | None) -> None:
         self.method = method
+        self.auth = auth
         service, _, name = method.lstrip("/").partition("/")
         self.labels = (service, name)
         self.quiet = method.startswith(_QUIET_PREFIXES)
@@ -78,12 +84,15 @@ class _Call:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             tokens = self._enter(context)
             started, code = time.perf_counter(), grpc.StatusCode.OK
+            caller = auth.set_caller(None)
             try:
                 await self._check_deadline(context)
+                self._authenticate(context)
                 return await behaviour(request, context)
             except BaseException as exc:
                 code = await self._fail(exc, context)
             finally:
+                auth.reset_caller(caller)
                 self._exit(tokens, started, code, context)
 
         return wrapper
@@ -94,13 +103,16 @@ class _Call:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             tokens = self._enter(context)
             started, code = time.perf_counter(), grpc.StatusCode.OK
+            caller = auth.set_caller(None)
             try:
                 await self._check_deadline(context)
+                self._authenticate(context)
                 async for item in behaviour(request, context):
                     yield item
             except BaseException as exc:
                 code = await self._fail(exc, context)
             finally:
+                auth.reset_caller(caller)
                 self._exit(tokens, started, code, context)
 
         return wrapper
@@ -113,6 +125,10 @@ class _Call:
                 break
         left = context.time_remaining()
         return logs.request_id_var.set(rid or logs.new_request_id()), deadlines.set_deadline(left)
+
+    def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
+        if self.auth is not None:
+            auth.set_caller(self.auth.authenticate(context.invocation_metadata(), self.method))
 
     async def _check_deadline(self, context: grpc.aio.ServicerContext) -> None:
         left = context.time_remaining()

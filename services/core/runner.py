@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from services.core.config import MeshConfig
+from services.core.config import MeshConfig, build_authenticator
 from services.core.metrics import serve_metrics
 from services.core.redis_client import AnyRedis, connect
 from services.core.server import ServiceDef, ServiceHost, install_signal_handlers
@@ -58,7 +58,13 @@ class ProcessRuntime:
     def __init__(self, process: str, config: MeshConfig, redis: AnyRedis) -> None:
         self.process = process
         self.app = app_builder(process)(config, redis)
-        self.host = ServiceHost(self.app.services, config.grpc_server(process), config.shutdown, redis=redis)
+        self.host = ServiceHost(
+            self.app.services,
+            config.grpc_server(process),
+            config.shutdown,
+            redis=redis,
+            auth=build_authenticator(config.auth),
+        )
         self._stop_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 

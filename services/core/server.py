@@ -24,6 +24,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.core.auth import Authenticator
 from services.core.config import GrpcServerConfig, ShutdownConfig
 from services.core.interceptors import ServerInterceptor
 from services.core.redis_client import AnyRedis
@@ -74,11 +75,13 @@ class ServiceHost:
         *,
         redis: AnyRedis | None = None,
         extra_health_names: Sequence[str] = (),
+        auth: Authenticator | None = None,
     ) -> None:
         self.services = list(services)
         self.config = server
         self.shutdown_config = shutdown
         self.redis = redis
+        self.auth = auth
         self.health = health.aio.HealthServicer()
         self.health_names = ["", *(s.name for s in self.services), *extra_health_names]
         self.port = 0
@@ -89,7 +92,7 @@ class ServiceHost:
 
     async def start(self) -> int:
         """Bind, start, and begin reporting readiness; return the bound port."""
-        server = grpc.aio.server(interceptors=[ServerInterceptor()], options=SERVER_OPTIONS)
+        server = grpc.aio.server(interceptors=[ServerInterceptor(self.auth)], options=SERVER_OPTIONS)
         for service in self.services:
             service.register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

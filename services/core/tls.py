@@ -48,16 +48,6 @@ def channel_options(tls: ClientTls | None) -> list[tuple[str, Any]]:
     return []
 
 
-def open_channel(
-    address: str, tls: ClientTls | None, options: list[tuple[str, Any]] | None = None
-) -> grpc.aio.Channel:
-    """The one way mesh processes dial each other: plaintext, TLS or mutual TLS per config."""
-    opts = [*(options or []), *channel_options(tls)]
-    if tls is None:
-        return grpc.aio.insecure_channel(address, options=opts)
-    return grpc.aio.secure_channel(address, channel_credentials(tls), options=opts)
-
-
 def uvicorn_ssl(tls: ServerTls | None) -> dict[str, Any]:
     """uvicorn keyword arguments for HTTPS (and mutual TLS) on the shim."""
     if tls is None:

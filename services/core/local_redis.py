@@ -204,3 +204,89 @@ def _log_tail(path: Path, lines: int = 5) -> str:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+CLUSTER_SLOTS = 16384
+
+
+@dataclass
+class RedisCluster:
+    """A local Redis Cluster of ``len(nodes)`` masters (no replicas), for tests and benches."""
+
+    nodes: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        """A seed URL; the cluster client discovers the other masters from it."""
+        return self.nodes[0].url
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_redis_cluster(data_dir: Path, masters: int = 3, *, appendonly: bool = False) -> RedisCluster:
+    """Start ``masters`` cluster-enabled servers on free loopback ports and join them.
+
+    Slots are assigned with CLUSTER ADDSLOTS and the nodes introduced with CLUSTER MEET
+    (what ``redis-cli --cluster create`` does), so no redis-cli is needed; works on 6.2.
+    """
+    data_dir = Path(data_dir).resolve()
+    nodes = [
+        start_redis_server(
+            data_dir / f"node{i}",
+            port=_free_cluster_port(),
+            appendonly=appendonly,
+            extra_args=[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+            ],
+        )
+        for i in range(masters)
+    ]
+    cluster = RedisCluster(nodes)
+    try:
+        _form_cluster(nodes)
+    except Exception:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too (so at most 55535)."""
+    for _ in range(200):
+        port = free_port()
+        if port <= 55535 and port_is_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node below 55535")
+
+
+def _form_cluster(nodes: list[RedisServer]) -> None:
+    clients = [redis.Redis(host=n.host, port=n.port, socket_timeout=2) for n in nodes]
+    try:
+        share = CLUSTER_SLOTS // len(nodes)
+        for i, client in enumerate(clients):
+            first = i * share
+            last = CLUSTER_SLOTS - 1 if i == len(nodes) - 1 else first + share - 1
+            client.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
+        for node in nodes[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", node.host, node.port)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S * 2
+        while True:
+            infos = [c.execute_command("CLUSTER", "INFO") for c in clients]
+            texts = [i.decode() if isinstance(i, bytes) else str(i) for i in infos]
+            if all("cluster_state:ok" in t for t in texts) and all(
+                f"cluster_known_nodes:{len(nodes)}" in t for t in texts
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis cluster did not become ready: {texts[0][:200]}")
+            time.sleep(0.05)
+    finally:
+        for client in clients:
+            client.close()

@@ -106,6 +106,11 @@ class DurableQueue:
         return f"DurableQueue(name={self.name!r}, group={self.group!r})"
 
     @property
+    def scripts(self) -> Scripts:
+        """The queue's Lua operations (for the modules beside this one)."""
+        return self._scripts
+
+    @property
     def slot_keys(self) -> list[str]:
         """The fixed keys every script receives (all in the queue's hash-tag slot)."""
         return list(self._slot_keys)

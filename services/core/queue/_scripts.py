@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-OPERATIONS = ("enqueue", "claim", "ack", "retry", "dead", "renew", "replay", "forget")
+OPERATIONS = ("enqueue", "claim", "ack", "retry", "dead", "renew", "replay", "forget", "stats")
 
 
 @functools.cache
@@ -36,6 +36,7 @@ class Scripts:
     renew: AsyncScript
     replay: AsyncScript
     forget: AsyncScript
+    stats: AsyncScript
 
     def __init__(self, client: Any) -> None:
         for operation in OPERATIONS:

@@ -45,28 +45,15 @@ def _entry_ms(entry_id: bytes | str) -> int:
 
 
 async def queue_stats(queue: DurableQueue) -> QueueStats:
-    """Collect :class:`QueueStats` with one pipeline (XLEN, XPENDING, XRANGE per stream)."""
-    keys = queue.keys
+    """Collect :class:`QueueStats` with one read-only script on the queue's own node."""
     with translate_redis_errors("queue stats"):
-        async with queue.client.pipeline(transaction=False) as pipe:
-            pipe.time()
-            for stream in keys.streams:
-                pipe.xlen(stream)
-                pipe.xrange(stream, "-", "+", count=1)
-                pipe.execute_command("XPENDING", stream, queue.group)
-            pipe.zcard(keys.delayed)
-            pipe.xlen(keys.dead)
-            pipe.hlen(keys.extra("ord", "waiting"))
-            replies = await pipe.execute(raise_on_error=False)
-    seconds, micros = replies[0]
+        replies = await queue.scripts.stats(keys=queue.slot_keys, args=[queue.group])
+    seconds, micros = replies[0], replies[1]
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     per: dict[Priority, PriorityStats] = {}
     for n, priority in enumerate(PRIORITY_ORDER):
-        depth, first, pending = replies[1 + 3 * n : 4 + 3 * n]
-        in_flight = int(pending[0]) if isinstance(pending, list | tuple) and pending else 0
-        if isinstance(pending, dict):
-            in_flight = int(pending.get("pending", 0))
-        oldest = (now_ms - _entry_ms(first[0][0])) / 1000 if first else None
-        per[priority] = PriorityStats(int(depth), in_flight, oldest)
-    delayed, dead, waiting = replies[10:13]
+        depth, first, pending = replies[2 + 3 * n : 5 + 3 * n]
+        oldest = (now_ms - _entry_ms(first)) / 1000 if first else None
+        per[priority] = PriorityStats(int(depth), int(pending), oldest)
+    delayed, dead, waiting = replies[11:14]
     return QueueStats(per, int(delayed), int(dead), int(waiting))

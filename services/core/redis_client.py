@@ -11,6 +11,7 @@ from services.core.config import RedisConfig
 from services.core.errors import FailedPrecondition
 
 AnyRedis: TypeAlias = aioredis.Redis | RedisCluster
+MAX_CONNECTIONS = 256
 
 
 def connect(config: RedisConfig) -> AnyRedis:
@@ -25,6 +26,14 @@ def connect(config: RedisConfig) -> AnyRedis:
         return RedisCluster.from_url(
             config.url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=15
         )
-    return aioredis.Redis.from_url(
-        config.url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=15
+    # A blocking pool: a burst past max_connections waits for a free connection (up to the
+    # socket timeout) instead of failing with "Too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        config.url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=15,
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it

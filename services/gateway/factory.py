@@ -1,0 +1,96 @@
+"""Building an :class:`~services.gateway.upstream.Upstream` from its config table.
+
+Resolves base URLs and credentials from the environment (a missing variable makes the
+upstream UNCONFIGURED instead of failing start-up), creates its connection pool (one httpx
+transport per upstream: keep-alive, HTTP/2 over TLS when ``h2`` is installed and enabled,
+an optional private CA), and one breaker per instance.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+
+import httpx
+
+from services.core.breaker import State
+from services.core.ratelimit import RateLimiter
+from services.core.redis_client import AnyRedis
+from services.core.settings_base import ConfigError
+from services.gateway.auth import build_auth
+from services.gateway.balancer import make_instances
+from services.gateway.settings import UpstreamConfig
+from services.gateway.stats import RollingStats
+from services.gateway.upstream import Upstream
+
+
+def is_failure(exc: BaseException) -> bool:
+    """What counts against a breaker: connection errors and upstream timeouts (5xx come as results)."""
+    return isinstance(exc, httpx.TransportError)
+
+
+async def build_upstream(
+    service_id: str,
+    config: UpstreamConfig,
+    *,
+    redis: AnyRedis,
+    on_transition: Callable[[str, str, State, State], None],
+) -> Upstream:
+    """Create the client, resolve instances and credentials; never raises for missing env."""
+    urls = config.resolved_instances()
+    missing = (
+        []
+        if urls or config.registry_service
+        else [config.base_urls_env or f"gateway.upstreams.{service_id}.base_urls"]
+    )
+    limits = httpx.Limits(
+        max_connections=config.max_connections, max_keepalive_connections=config.max_connections
+    )
+    verify: ssl.SSLContext | bool = True
+    if config.ca_file:
+        try:
+            verify = ssl.create_default_context(cafile=config.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"gateway.upstreams.{service_id}.ca_file: cannot use {config.ca_file}: {exc}"
+            ) from exc
+    transport = httpx.AsyncHTTPTransport(limits=limits, http2=config.http2 and _has_h2(), verify=verify)
+    client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+    setup = build_auth(
+        service_id,
+        config.auth,
+        base_url=urls[0] if urls else None,
+        redis=redis,
+        client=client,
+        timeout_s=config.timeout_s,
+    )
+    missing += setup.missing
+    upstream = Upstream(
+        service_id,
+        config,
+        urls,
+        missing,
+        setup.auth,
+        client,
+        transport,
+        RateLimiter(redis, config.rate_limit.window_s),
+    )
+    upstream.stats = RollingStats(config.health.window_s)
+    upstream.make_instances = lambda new_urls: make_instances(
+        service_id,
+        new_urls,
+        config.breaker,
+        config.health.window_s,
+        is_failure,
+        lambda url, old, new: on_transition(service_id, url, old, new),
+    )
+    upstream.instances = upstream.make_instances(urls)
+    return upstream
+
+
+def _has_h2() -> bool:
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        return False
+    return True

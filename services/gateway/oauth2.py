@@ -1,0 +1,182 @@
+"""OAuth2 client-credentials tokens shared by every gateway replica.
+
+The token lives in Redis (``wm:gw:{<service>}:oauth2:token``, expiring with it), so all
+replicas use one token and the provider sees one token request per expiry, not one per
+replica. Fetching is single-flight at two levels: within a process an ``asyncio.Lock``
+makes concurrent calls wait for one fetch; across processes a Redis lock (SET NX PX,
+released by compare-and-delete) lets one replica fetch while the others poll the cache.
+Tokens are refreshed ``refresh_margin_s`` before they expire (at most half their life),
+and a token the upstream rejected with 401 is invalidated — only if it is still the
+cached one, so a newer token written by another replica survives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from services.core import deadlines
+from services.core.errors import DeadlineExceeded, Unavailable, translate_redis_errors
+from services.core.keys import gateway_key
+from services.core.redis_client import AnyRedis
+
+log = logging.getLogger("wedmesh.gateway.oauth2")
+
+LOCK_TTL_S = 10.0
+POLL_INTERVAL_S = 0.05
+DEFAULT_EXPIRES_IN_S = 3600
+_COMPARE_DELETE = (
+    resources.files("services.gateway").joinpath("lua/compare_delete.lua").read_text(encoding="utf-8")
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    access_token: str
+    expires_at: float  # epoch seconds
+    refresh_at: float  # epoch seconds; after this the token is renewed
+
+    def fresh(self, now: float) -> bool:
+        return now < self.refresh_at
+
+    def encode(self) -> str:
+        return json.dumps({"t": self.access_token, "e": self.expires_at, "r": self.refresh_at})
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Token:
+        data = json.loads(raw)
+        return cls(str(data["t"]), float(data["e"]), float(data["r"]))
+
+
+class ClientCredentials:
+    """One upstream's token source: cached locally, shared in Redis, fetched single-flight."""
+
+    def __init__(
+        self,
+        service_id: str,
+        *,
+        redis: AnyRedis,
+        client: httpx.AsyncClient,
+        token_url: str,
+        client_id: SecretStr,
+        client_secret: SecretStr,
+        scope: str = "",
+        refresh_margin_s: float = 30.0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.service_id = service_id
+        self.redis = redis
+        self.client = client
+        self.token_url = token_url
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.scope = scope
+        self.refresh_margin_s = refresh_margin_s
+        self.timeout_s = timeout_s
+        self.cache_key = gateway_key(service_id, "oauth2", "token")
+        self.lock_key = gateway_key(service_id, "oauth2", "lock")
+        self._local: Token | None = None
+        self._lock = asyncio.Lock()
+        self._compare_delete: Any = redis.register_script(_COMPARE_DELETE)
+        self.fetches = 0  # token requests this process made (for tests and metrics)
+
+    async def token(self) -> str:
+        """A fresh access token; at most one fetch in flight across all replicas."""
+        local = self._local
+        if local and local.fresh(time.time()):
+            return local.access_token
+        async with self._lock:
+            local = self._local
+            if local and local.fresh(time.time()):
+                return local.access_token
+            token = await self._shared_token()
+            self._local = token
+            return token.access_token
+
+    async def invalidate(self, access_token: str) -> None:
+        """Forget ``access_token`` (the upstream said 401), here and in Redis."""
+        local = self._local
+        if local and local.access_token == access_token:
+            self._local = None
+            with translate_redis_errors("oauth2 token cache"):
+                await self._compare_delete(keys=[self.cache_key], args=[local.encode()])
+
+    async def _shared_token(self) -> Token:
+        owner = uuid.uuid4().hex
+        while True:
+            with translate_redis_errors("oauth2 token cache"):
+                raw = await self.redis.get(self.cache_key)
+            if raw:
+                cached = Token.decode(raw)
+                if cached.fresh(time.time()):
+                    return cached
+            with translate_redis_errors("oauth2 token lock"):
+                got = await self.redis.set(self.lock_key, owner, nx=True, px=int(LOCK_TTL_S * 1000))
+            if got:
+                try:
+                    with translate_redis_errors("oauth2 token cache"):
+                        raw = await self.redis.get(self.cache_key)
+                    if raw and Token.decode(raw).fresh(time.time()):
+                        return Token.decode(raw)
+                    token = await self._fetch()
+                    ttl_ms = max(1, int((token.expires_at - time.time()) * 1000))
+                    with translate_redis_errors("oauth2 token cache"):
+                        await self.redis.set(self.cache_key, token.encode(), px=ttl_ms)
+                    return token
+                finally:
+                    with translate_redis_errors("oauth2 token lock"):
+                        await self._compare_delete(keys=[self.lock_key], args=[owner])
+            left = deadlines.time_left()
+            if left is not None and left <= POLL_INTERVAL_S:
+                raise DeadlineExceeded(f"{self.service_id}: deadline ran out waiting for an OAuth2 token")
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+    async def _fetch(self) -> Token:
+        timeout = deadlines.time_left(self.timeout_s)
+        if timeout is not None and timeout <= 0:
+            raise DeadlineExceeded(f"{self.service_id}: deadline ran out before the OAuth2 token request")
+        form = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        self.fetches += 1
+        try:
+            response = await self.client.post(
+                self.token_url,
+                data=form,
+                auth=(self.client_id.get_secret_value(), self.client_secret.get_secret_value()),
+                timeout=timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise Unavailable(
+                f"{self.service_id}: the OAuth2 token endpoint timed out", retry_after=1.0
+            ) from exc
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"{self.service_id}: cannot reach the OAuth2 token endpoint ({type(exc).__name__})",
+                retry_after=1.0,
+            ) from exc
+        if response.status_code != 200:
+            raise Unavailable(
+                f"{self.service_id}: the OAuth2 token endpoint answered {response.status_code}; "
+                "check the client id/secret variables and the token URL",
+                retry_after=5.0,
+            )
+        try:
+            data = response.json()
+            access = str(data["access_token"])
+            expires_in = float(data.get("expires_in") or DEFAULT_EXPIRES_IN_S)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Unavailable(f"{self.service_id}: the OAuth2 token response has no access_token") from exc
+        now = time.time()
+        margin = min(self.refresh_margin_s, expires_in / 2)
+        log.info("oauth2 token fetched", extra={"service_id": self.service_id, "expires_in": expires_in})
+        return Token(access, now + expires_in, now + expires_in - margin)

@@ -1,0 +1,160 @@
+"""``wedsync.gateway.v1.IntegrationGatewayService``: proto in, policy, proto out.
+
+Wire types stop here: the request is checked (:mod:`.hygiene`) into an
+:class:`~services.gateway.upstream.Outgoing`, the upstream runs its policy, and the
+result is rendered with its normalised form. Errors are :class:`MeshError`\\ s rendered
+by the shared interceptor; RESOURCE_EXHAUSTED is rendered here so that it also carries
+the ``retry-after-ms`` trailer the proto promises (next to ``google.rpc.RetryInfo``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import time
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.core.auth import current_caller
+from services.core.errors import NotFound, ResourceExhausted
+from services.gateway import health, hygiene
+from services.gateway.gateway import Gateway
+from services.gateway.normalizers import NORMALIZERS, Document
+from services.gateway.upstream import Outgoing, Result, Upstream
+from wedsync.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+
+log = logging.getLogger("wedmesh.gateway")
+ANONYMOUS = "anonymous"
+
+
+class GatewayServicer(gateway_pb2_grpc.IntegrationGatewayServiceServicer):
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def _upstream(self, service_id: str) -> Upstream:
+        up = self.gateway.upstreams.get(service_id)
+        if up is None:
+            known = ", ".join(sorted(self.gateway.upstreams)) or "none"
+            raise NotFound(f"unknown service_id {service_id!r}; configured upstreams: {known}")
+        return up
+
+    async def Invoke(
+        self, request: gateway_pb2.InvokeRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.InvokeResponse:
+        await self.gateway.ensure_built()
+        up = self._upstream(request.service_id)
+        owned = up.auth.owned_headers if up.auth else frozenset()
+        out = Outgoing(
+            method=hygiene.check_method(request.method),
+            path=hygiene.check_path(request.path),
+            query=[(q.key, q.value) for q in request.query],
+            headers=hygiene.clean_headers(dict(request.headers), owned | {"idempotency-key"}),
+            body=request.body,
+            idempotency_key=request.idempotency_key,
+            client_id=request.client_id or _peer_identity(context),
+        )
+        hygiene.check_body(out.body, up.config.max_body_bytes, up.service_id)
+        try:
+            result = await up.call(out)
+        except ResourceExhausted as exc:
+            await _abort_rate_limited(context, exc)
+            raise
+        return render(result, up, out, raw_only=request.raw_only)
+
+    async def ListServices(
+        self, request: gateway_pb2.ListServicesRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ListServicesResponse:
+        await self.gateway.ensure_built()
+        out = gateway_pb2.ListServicesResponse()
+        for service_id, up in sorted(self.gateway.upstreams.items()):
+            rl = up.config.rate_limit
+            summary = gateway_pb2.ServiceSummary(
+                service_id=service_id,
+                display_name=up.config.display_name or service_id,
+                kind=up.config.kind,
+                normalizer=up.config.normalizer,
+                instances=up.urls,
+                status=health.status(up),
+                breaker_state=health.breaker_state(up),
+            )
+            if rl.requests:
+                summary.rate_limit.CopyFrom(
+                    gateway_pb2.RateLimit(requests_per_second=rl.requests / rl.window_s, burst=rl.requests)
+                )
+            out.services.append(summary)
+        return out
+
+    async def GetServiceHealth(
+        self, request: gateway_pb2.GetServiceHealthRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.GetServiceHealthResponse:
+        await self.gateway.ensure_built()
+        up = self._upstream(request.service_id)
+        return gateway_pb2.GetServiceHealthResponse(health=health.service_health(up, time.time()))
+
+
+def _peer_identity(context: grpc.aio.ServicerContext) -> str:
+    """The authenticated caller (mesh token ``sub``, then mTLS common name), else "anonymous"."""
+    caller = current_caller()
+    if caller is not None:
+        return caller.service
+    try:
+        names = context.auth_context().get("x509_common_name") or []
+    except (AttributeError, NotImplementedError):
+        return ANONYMOUS
+    if names:
+        name = names[0]
+        return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+    return ANONYMOUS
+
+
+def render(result: Result, up: Upstream, out: Outgoing, *, raw_only: bool) -> gateway_pb2.InvokeResponse:
+    response = result.response
+    headers = hygiene.response_headers(response.headers.multi_items())
+    duration = duration_pb2.Duration()
+    duration.FromTimedelta(datetime.timedelta(seconds=result.duration))
+    reply = gateway_pb2.InvokeResponse(
+        status_code=response.status_code,
+        headers=headers,
+        body=response.content,
+        instance=result.instance,
+        attempts=result.attempts,
+        duration=duration,
+        upstream_request_id=headers.get("request-id") or headers.get("x-request-id", ""),
+        normalization=gateway_pb2.NORMALIZATION_STATUS_RAW,
+    )
+    normalizer = NORMALIZERS.get(up.config.normalizer)
+    if raw_only or normalizer is None or not response.content:
+        return reply
+    try:
+        body: Any = json.loads(response.content)
+    except ValueError:
+        return reply  # not JSON: nothing to normalise
+    try:
+        normalized = normalizer(Document(response.status_code, body, out.method, out.path, out.query))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        reply.normalization = gateway_pb2.NORMALIZATION_STATUS_FAILED
+        reply.normalization_error = f"{up.config.normalizer} normaliser could not read the body: {exc}"
+        return reply
+    if normalized is not None:
+        getattr(reply, normalized.field).CopyFrom(normalized.message)
+        reply.normalization = gateway_pb2.NORMALIZATION_STATUS_NORMALIZED
+    return reply
+
+
+async def _abort_rate_limited(context: grpc.aio.ServicerContext, error: ResourceExhausted) -> None:
+    """RESOURCE_EXHAUSTED with RetryInfo and the ``retry-after-ms`` trailer."""
+    seconds = max(0.0, error.retry_after or 0.0)
+    delay = duration_pb2.Duration()
+    delay.FromTimedelta(datetime.timedelta(seconds=seconds))
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    status = rpc_status.to_status(
+        status_pb2.Status(code=error.grpc_code.value[0], message=error.message, details=[detail])
+    )
+    trailers = (*status.trailing_metadata, ("retry-after-ms", str(max(1, round(seconds * 1000)))))
+    await context.abort(status.code, status.details, trailers)

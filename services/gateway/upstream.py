@@ -1,0 +1,293 @@
+"""One upstream: its HTTP client, instances, auth, limits, and the call loop.
+
+:meth:`Upstream.call` is the whole per-request policy, in order: configured? → rate limits
+(one Redis script) → pick an instance (least outstanding, breaker closed) → send through
+that instance's breaker with timeout = min(configured, caller's time left) → decide:
+result, retry (backoff, within the deadline), move to another instance (the connection
+failed), or renew credentials once (401 with a renewable token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from services.core import deadlines
+from services.core.breaker import BreakerOpen, FailedResult, State
+from services.core.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+from services.core.keys import InvalidKeyPart, gateway_key
+from services.core.ratelimit import Limit, RateLimiter
+from services.gateway import metrics
+from services.gateway.auth import Auth
+from services.gateway.balancer import Instance, pick
+from services.gateway.retry import RETRYABLE_STATUS, backoff, may_retry, parse_retry_after
+from services.gateway.settings import UpstreamConfig
+from services.gateway.stats import RollingStats
+
+log = logging.getLogger("wedmesh.gateway")
+MAX_CACHED_CLIENTS = 4096
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A checked request: method, escaped path, query pairs, clean headers, body."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes
+    idempotency_key: str
+    client_id: str
+
+
+@dataclass
+class Result:
+    response: httpx.Response
+    instance: str
+    attempts: int
+    duration: float
+
+
+class CallerDeadline(Exception):
+    """The attempt timed out because the caller's deadline, not the upstream, ran out."""
+
+
+@dataclass
+class Upstream:
+    service_id: str
+    config: UpstreamConfig
+    urls: list[str]
+    missing: list[str]
+    auth: Auth | None
+    client: httpx.AsyncClient  # shares `transport`; used for OAuth2 token requests
+    transport: httpx.AsyncBaseTransport
+    limiter: RateLimiter
+    instances: list[Instance] = field(default_factory=list)
+    stats: RollingStats = field(default_factory=lambda: RollingStats(60.0))
+    _client_keys: dict[str, str] = field(default_factory=dict)
+    make_instances: Callable[[list[str]], list[Instance]] = lambda urls: []
+
+    def set_urls(self, urls: list[str]) -> bool:
+        """Replace the instance list (registry discovery); keep the state of known URLs.
+
+        Returns whether anything changed."""
+        if urls == self.urls:
+            return False
+        known = {i.url: i for i in self.instances}
+        fresh = iter(self.make_instances([u for u in urls if u not in known]))
+        self.instances = [known[u] if u in known else next(fresh) for u in urls]
+        self.urls = list(urls)
+        return True
+
+    @property
+    def configured(self) -> bool:
+        return not self.missing
+
+    async def call(self, out: Outgoing) -> Result:
+        if self.missing:
+            raise FailedPrecondition(
+                f"{self.service_id} is not configured: set the environment variable(s) "
+                f"{', '.join(self.missing)} for the gateway and restart it"
+            )
+        await self._admit(out.client_id)
+        started = time.monotonic()
+        retry_ok = may_retry(out.method, out.idempotency_key)
+        attempts, retries, renewed = 0, 0, False
+        down: set[str] = set()  # instances that refused connections in this request
+        while True:
+            instance = pick(self.instances, exclude=down)
+            if instance is None:
+                raise self._no_instance(down)
+            left = deadlines.time_left()
+            if left is not None and left <= 0:
+                raise DeadlineExceeded(f"{self.service_id}: the caller's deadline ran out before the call")
+            attempts += 1
+            try:
+                response, sent = await instance.breaker.call(functools.partial(self._attempt, instance, out))
+            except BreakerOpen:  # lost a race for a half-open trial slot: try another instance
+                down.add(instance.url)
+                attempts -= 1
+                continue
+            except CallerDeadline as exc:
+                raise DeadlineExceeded(
+                    f"{self.service_id}: the caller's deadline ran out waiting for {instance.url}"
+                ) from exc
+            except httpx.ConnectError as exc:
+                down.add(instance.url)  # never reached the upstream: safe to send elsewhere
+                if pick(self.instances, exclude=down) is not None:
+                    continue
+                wait = self._error_wait(instance, exc, True, retries, attempts)
+                label = "connect"
+            except httpx.TransportError as exc:  # timeouts, resets, protocol errors
+                wait = self._error_wait(instance, exc, retry_ok, retries, attempts)
+                label = type(exc).__name__
+            else:
+                if response.status_code == 401 and self.auth and self.auth.renewable and not renewed:
+                    renewed = True  # a rejected token: renew once and resend
+                    await self.auth.invalidate(sent)
+                    continue
+                response_wait = self._response_wait(response, retry_ok, retries)
+                if response_wait is None:
+                    return Result(response, instance.url, attempts, time.monotonic() - started)
+                wait, label = response_wait, str(response.status_code)
+            retries += 1
+            down.clear()
+            metrics.RETRIES.labels(self.service_id, label).inc()
+            await asyncio.sleep(wait)
+
+    def _response_wait(self, response: httpx.Response, retry_ok: bool, retries: int) -> float | None:
+        """Seconds to wait before retrying after this response, or None to return it."""
+        if response.status_code not in RETRYABLE_STATUS or not retry_ok:
+            return None
+        if retries + 1 >= self.config.retry.attempts:
+            return None
+        retry_after = None
+        if response.status_code == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        wait = backoff(self.config.retry, retries + 1, retry_after)
+        return wait if self._fits(wait) else None
+
+    def _error_wait(
+        self, instance: Instance, exc: Exception, safe: bool, retries: int, attempts: int
+    ) -> float:
+        """Seconds to wait before retrying after a transport error; raise if no retry is allowed."""
+        reason = f"cannot connect: {exc}" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
+        if not safe or retries + 1 >= self.config.retry.attempts:
+            raise Unavailable(
+                f"{self.service_id}: {instance.url} failed ({reason}) after {attempts} attempt(s); "
+                "retry later",
+                retry_after=1.0,
+            ) from exc
+        wait = backoff(self.config.retry, retries + 1)
+        if not self._fits(wait):
+            raise DeadlineExceeded(
+                f"{self.service_id}: {reason} from {instance.url}, and the caller's deadline leaves no time "
+                "to retry"
+            ) from exc
+        return wait
+
+    async def _admit(self, client_id: str) -> None:
+        rl = self.config.rate_limit
+        if not rl.requests and not rl.per_client_requests:
+            return
+        decision = await self.limiter.acquire(
+            [
+                Limit(gateway_key(self.service_id, "rl", "service"), rl.requests),
+                Limit(self._client_key(client_id), rl.per_client_requests),
+            ]
+        )
+        if not decision.allowed:
+            metrics.RATE_LIMITED.labels(self.service_id).inc()
+            raise ResourceExhausted(
+                f"{self.service_id}: rate limit reached for client {client_id!r} or the upstream "
+                f"({rl.requests or 'unlimited'}/{rl.per_client_requests or 'unlimited'} per "
+                f"{rl.window_s:g}s); retry in {decision.retry_after:.2f}s",
+                retry_after=decision.retry_after,
+            )
+
+    def _client_key(self, client_id: str) -> str:
+        key = self._client_keys.get(client_id)
+        if key is None:
+            try:
+                key = gateway_key(self.service_id, "rl", "client", client_id)
+            except InvalidKeyPart as exc:
+                raise InvalidArgument(
+                    f"client_id {client_id[:64]!r} is not usable: give 1-200 letters, digits or . _ - : @ /"
+                ) from exc
+            if len(self._client_keys) >= MAX_CACHED_CLIENTS:
+                self._client_keys.clear()
+            self._client_keys[client_id] = key
+        return key
+
+    def _fits(self, wait: float) -> bool:
+        left = deadlines.time_left()
+        return left is None or wait < left
+
+    def _no_instance(self, down: set[str]) -> Unavailable:
+        if not self.instances:
+            source = self.config.registry_service
+            return Unavailable(
+                f"{self.service_id} is unavailable: no live instance of {source!r} in the registry; "
+                "register one or retry later",
+                retry_after=self.config.registry_refresh_s,
+            )
+        waits = [
+            max(0.0, i.breaker.open_remaining()) for i in self.instances if i.breaker.state is State.OPEN
+        ]
+        if down and len(down) == len(self.instances) and not waits:
+            what = "could not connect to any instance (refused, unreachable or TLS handshake failed)"
+        else:
+            what = "circuit breaker open for every instance"
+        return Unavailable(
+            f"{self.service_id} is unavailable: {what}; retry later",
+            retry_after=min(waits) if waits else 1.0,
+        )
+
+    async def _attempt(self, instance: Instance, out: Outgoing) -> tuple[httpx.Response, dict[str, str]]:
+        """One HTTP exchange; 5xx is raised as FailedResult so the breaker counts it."""
+        configured = self.config.timeout_s
+        left = deadlines.time_left()
+        bound_by_caller = left is not None and left < configured
+        timeout = min(configured, left) if left is not None else configured
+        headers = dict(out.headers)
+        if self.auth is not None:
+            headers.update(await self.auth.headers())
+        if out.idempotency_key:
+            headers["idempotency-key"] = out.idempotency_key
+        connect = min(timeout, self.config.connect_timeout_s)
+        request = httpx.Request(
+            out.method,
+            instance.url + out.path,
+            params=tuple(out.query) if out.query else None,
+            headers=headers,
+            content=out.body or None,
+            extensions={"timeout": {"connect": connect, "read": timeout, "write": timeout, "pool": timeout}},
+        )
+        instance.outstanding += 1
+        began = time.monotonic()
+        try:
+            response = await self._send(request)
+        except httpx.TimeoutException as exc:
+            if bound_by_caller:  # the caller gave up; says nothing about the upstream
+                raise CallerDeadline() from exc
+            self._record(instance, False, time.monotonic() - began, f"timeout after {timeout:.1f}s")
+            raise
+        except httpx.TransportError as exc:
+            self._record(instance, False, time.monotonic() - began, type(exc).__name__)
+            raise
+        finally:
+            instance.outstanding -= 1
+        failed = response.status_code >= 500
+        self._record(instance, not failed, time.monotonic() - began, f"HTTP {response.status_code}")
+        if failed:
+            raise FailedResult((response, headers))
+        return response, headers
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """The one seam to the wire: the transport, read fully. No cookies, redirects or
+        client-level auth: a proxy must not carry one caller's cookies into another's call."""
+        response = await self.transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    def _record(self, instance: Instance, ok: bool, latency: float, error: str) -> None:
+        instance.stats.record(ok, latency, error)
+        self.stats.record(ok, latency, f"{instance.url}: {error}" if error else "")
+        metrics.ATTEMPTS.labels(self.service_id, "ok" if ok else "failed").inc()
+        metrics.LATENCY.labels(self.service_id).observe(latency)

@@ -1,0 +1,159 @@
+"""Upstream auth: each scheme, the shared OAuth2 token, and unconfigured upstreams."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.gateway.conftest import invoke, upstream_table
+from tests.waiting import wait_for
+from wedsync.gateway.v1 import gateway_pb2
+
+
+async def test_api_key_in_configured_header(make_upstream, gateway, monkeypatch) -> None:
+    """API-key auth sends the key from the named variable in the configured header."""
+    monkeypatch.setenv("TEST_API_KEY", "pm-key")
+    up = await make_upstream(require={"x-postmark-server-token": "pm-key"})
+    auth = {"type": "api_key", "api_key_env": "TEST_API_KEY", "header": "X-Postmark-Server-Token"}
+    stub = await gateway({"svc": upstream_table([up.url], auth=auth)})
+    reply = await stub.Invoke(invoke("svc", headers={"X-Postmark-Server-Token": "caller-forged"}), timeout=10)
+    assert reply.status_code == 200
+    assert up.requests[0].headers["x-postmark-server-token"] == "pm-key"
+
+
+async def test_basic_auth(make_upstream, gateway, monkeypatch) -> None:
+    """Basic auth sends user:password from the two named variables."""
+    monkeypatch.setenv("TEST_USER", "wed")
+    monkeypatch.setenv("TEST_PASS", "s3cret")
+    expected = "Basic " + base64.b64encode(b"wed:s3cret").decode()
+    up = await make_upstream(require={"authorization": expected})
+    auth = {"type": "basic", "username_env": "TEST_USER", "password_env": "TEST_PASS"}
+    stub = await gateway({"svc": upstream_table([up.url], auth=auth)})
+    assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
+
+
+def oauth_table(url: str) -> dict:
+    return upstream_table(
+        [url],
+        auth={
+            "type": "oauth2_client_credentials",
+            "client_id_env": "TEST_CLIENT_ID",
+            "client_secret_env": "TEST_CLIENT_SECRET",
+        },
+    )
+
+
+@pytest.fixture
+def oauth_env(monkeypatch) -> None:
+    monkeypatch.setenv("TEST_CLIENT_ID", "cid")
+    monkeypatch.setenv("TEST_CLIENT_SECRET", "csecret")
+
+
+async def test_oauth2_single_flight_with_cold_cache(make_upstream, gateway, oauth_env) -> None:
+    """100 concurrent calls with a cold token cache cause exactly one token request."""
+    up = await make_upstream(oauth_client=("cid", "csecret"), token_delay_s=0.2)
+    stub = await gateway({"svc": oauth_table(up.url)})
+    replies = await asyncio.gather(*(stub.Invoke(invoke("svc"), timeout=30) for _ in range(100)))
+    assert all(r.status_code == 200 for r in replies)
+    assert up.token_requests == 1
+    assert len(up.requests) == 100
+
+
+async def test_oauth2_token_shared_between_replicas(make_upstream, gateway, oauth_env) -> None:
+    """Two gateway replicas on one Redis share one token: concurrent calls to both fetch it once."""
+    up = await make_upstream(oauth_client=("cid", "csecret"), token_delay_s=0.2)
+    a = await gateway({"svc": oauth_table(up.url)})
+    b = await gateway({"svc": oauth_table(up.url)})
+    calls = [stub.Invoke(invoke("svc"), timeout=30) for stub in (a, b) for _ in range(20)]
+    replies = await asyncio.gather(*calls)
+    assert all(r.status_code == 200 for r in replies)
+    assert up.token_requests == 1
+
+
+async def test_oauth2_token_refreshed_before_expiry(make_upstream, gateway, oauth_env) -> None:
+    """A token with a 3 s life is renewed before it expires, so calls keep succeeding."""
+    up = await make_upstream(oauth_client=("cid", "csecret"), token_ttl_s=3.0)
+    stub = await gateway({"svc": oauth_table(up.url)})
+    assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
+    await wait_for(lambda: up.token_requests == 1, what="first token")
+
+    async def renewed() -> bool:
+        reply = await stub.Invoke(invoke("svc"), timeout=10)
+        assert reply.status_code == 200 and reply.attempts == 1  # never met an expired token
+        return up.token_requests >= 2
+
+    await wait_for(renewed, timeout=10, interval=0.1, what="token renewed")
+
+
+async def test_oauth2_401_invalidates_token_and_retries_once(make_upstream, gateway, oauth_env) -> None:
+    """When the upstream rejects the cached token (401), the gateway fetches a new one and retries once."""
+    up = await make_upstream(oauth_client=("cid", "csecret"))
+    stub = await gateway({"svc": oauth_table(up.url)})
+    assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
+    up.valid_tokens.clear()  # the provider revoked it
+    reply = await stub.Invoke(invoke("svc"), timeout=10)
+    assert reply.status_code == 200
+    assert reply.attempts == 2
+    assert up.token_requests == 2
+
+
+async def test_oauth2_persistent_401_is_returned_after_one_renewal(make_upstream, gateway, oauth_env) -> None:
+    """A 401 that persists with a fresh token is returned as a result after exactly one renewal."""
+    up = await make_upstream(oauth_client=("cid", "csecret"), require={"x-never": "sent"})
+    stub = await gateway({"svc": oauth_table(up.url)})
+    reply = await stub.Invoke(invoke("svc"), timeout=10)
+    assert reply.status_code == 401
+    assert reply.attempts == 2
+    assert up.token_requests == 2
+
+
+async def test_missing_credentials_make_service_unconfigured(make_upstream, gateway, monkeypatch) -> None:
+    """A missing secret makes its upstream UNCONFIGURED (FAILED_PRECONDITION naming it); others work."""
+    monkeypatch.delenv("TEST_MISSING_KEY", raising=False)
+    monkeypatch.setenv("TEST_OTHER_KEY", "other-secret-value")
+    up = await make_upstream()
+    stub = await gateway(
+        {
+            "broken": upstream_table([up.url], auth={"type": "bearer", "token_env": "TEST_MISSING_KEY"}),
+            "fine": upstream_table([up.url], auth={"type": "bearer", "token_env": "TEST_OTHER_KEY"}),
+            "nourl": upstream_table([], base_urls_env="TEST_MISSING_URL"),
+        }
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke("broken"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "TEST_MISSING_KEY" in err.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke("nourl"), timeout=10)
+    assert "TEST_MISSING_URL" in err.value.details()
+    assert (await stub.Invoke(invoke("fine"), timeout=10)).status_code == 200
+    services = (await stub.ListServices(gateway_pb2.ListServicesRequest())).services
+    by_id = {s.service_id: s for s in services}
+    assert [s.service_id for s in services] == ["broken", "fine", "nourl"]
+    assert by_id["broken"].status == gateway_pb2.SERVICE_STATUS_UNCONFIGURED
+    assert by_id["fine"].status == gateway_pb2.SERVICE_STATUS_HEALTHY
+    assert "other-secret-value" not in str(services)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{stub.host.port}")
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+
+        async def status(name: str) -> int:
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=2)
+            return reply.status
+
+        await wait_for(
+            lambda: _is(status("fine"), health_pb2.HealthCheckResponse.SERVING), what="fine SERVING"
+        )
+        assert await status("broken") == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await status("nourl") == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await status("") == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await channel.close()
+
+
+async def _is(value, expected) -> bool:
+    return (await value) == expected

@@ -1,0 +1,112 @@
+"""HTTP/2 to upstreams that offer it (TLS + ALPN), HTTP/1.1 otherwise; a private CA via ca_file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from services.core.local_redis import free_port
+from tests.gateway.conftest import invoke, upstream_table
+
+hypercorn_asyncio = pytest.importorskip(
+    "hypercorn.asyncio", reason="hypercorn (dev dependency) serves the h2 upstream"
+)
+serve, Config = hypercorn_asyncio.serve, pytest.importorskip("hypercorn.config").Config
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+async def tls_upstream(tmp_path: Path) -> AsyncIterator[tuple[str, Path, list[str]]]:
+    """A hypercorn server on loopback speaking TLS with h2 and http/1.1 (ALPN); records versions."""
+    cert_file, key_file = _self_signed(tmp_path)
+    versions: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        versions.append(scope["http_version"])
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.certfile, config.keyfile = str(cert_file), str(key_file)
+    config.alpn_protocols = ["h2", "http/1.1"]
+    config.loglevel = "WARNING"
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    yield f"https://127.0.0.1:{port}", cert_file, versions
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+
+
+async def test_http2_negotiated_with_private_ca(tls_upstream, gateway) -> None:
+    """With http2 on (the default) and the upstream's CA in ca_file, calls go over HTTP/2."""
+    pytest.importorskip("h2", reason="HTTP/2 needs httpx[http2] (the h2 package)")
+    url, ca, versions = tls_upstream
+    stub = await gateway({"svc": upstream_table([url], ca_file=str(ca))})
+    for _ in range(3):
+        reply = await stub.Invoke(invoke("svc"), timeout=10)
+        assert reply.status_code == 200 and reply.body == b"ok"
+    assert versions == ["2", "2", "2"]
+
+
+async def test_http1_when_http2_is_off(tls_upstream, gateway) -> None:
+    """With http2 = false the same upstream is spoken to in HTTP/1.1."""
+    url, ca, versions = tls_upstream
+    stub = await gateway({"svc": upstream_table([url], ca_file=str(ca), http2=False)})
+    assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
+    assert versions == ["1.1"]
+
+
+async def test_untrusted_certificate_is_a_connection_failure(tls_upstream, gateway) -> None:
+    """Without the CA the TLS handshake fails: UNAVAILABLE, nothing reaches the app."""
+    url, _, versions = tls_upstream
+    stub = await gateway({"svc": upstream_table([url])})
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke("svc"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert versions == []

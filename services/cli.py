@@ -20,6 +20,7 @@ from services.core.logs import configure_logging
 from services.core.settings_base import ClientTls
 
 SERVICES = ("registry", "gateway", "webhooks", "shim")
+SET_HELP = "override any config key, e.g. --set gateway.port=6000 (repeatable)"
 # Each area may add commands: ``services/<area>/commands.py`` defines
 # ``register(sub, dlq)``, adding parsers to the top level (``sub``) or under ``wedmesh dlq``
 # (``dlq``), each with ``set_defaults(func=...)``; ``func(args, config) -> int`` runs it.
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start Redis (unless REDIS_URL is set) and every service")
     up.add_argument("--redis-url", help="use this Redis instead of starting a private one")
+    up.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
 
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=SERVICES)
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: off; gRPC services)")
     serve.add_argument("--redis-url", help="Redis URL (overrides REDIS_URL and the config)")
     serve.add_argument("--intake-address", help="shim only: webhooks intake gRPC address")
+    serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
 
     pr = sub.add_parser(
         "probe",
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         from services.core.supervisor import run_up
 
-        return run_up(config, args.config)
+        return run_up(config, args.config, _set_pairs(args))
     try:
         if args.command == "serve":
             return _serve(args.service, config)
@@ -116,10 +119,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _set_pairs(args: argparse.Namespace) -> dict[str, str]:
+    """``--set a.b=c`` pairs; a malformed one is a ConfigError naming it."""
+    pairs: dict[str, str] = {}
+    for item in getattr(args, "set", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or " " in key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. gateway.port=6000")
+        pairs[key.strip()] = value
     if getattr(args, "redis_url", None):
-        out["redis.url"] = args.redis_url
+        pairs["redis.url"] = args.redis_url
+    return pairs
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = dict(_set_pairs(args))
     if args.command == "serve":
         for flag, key in (("host", "host"), ("port", "port"), ("metrics_port", "metrics_port")):
             value = getattr(args, flag)

@@ -77,32 +77,51 @@ def all_serving(env: dict[str, str]) -> bool:
     return ok and shim.status_code == 200
 
 
-def start_up(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+class Up:
+    """A `wedmesh up` child whose log goes to a file, so tests can wait on its lines."""
 
+    def __init__(self, env: dict[str, str], *extra: str) -> None:
+        self.log = Path(env["WEDMESH_CONFIG"]).with_suffix(
+            f".{len(list(Path(env['WEDMESH_CONFIG']).parent.glob('*.log')))}.log"
+        )
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "up", *extra],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
 
-def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> tuple[int, str]:
-    process.send_signal(sig)
-    _, err = process.communicate(timeout=30)
-    return process.returncode, err.decode(errors="replace")
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_until_up(self) -> None:
+        """The supervisor's own "mesh up" line: every gRPC port SERVING and the shim alive."""
+        wait_for_sync(
+            lambda: self.process.poll() is not None or '"msg": "mesh up"' in self.text(),
+            timeout=START_TIMEOUT_S,
+            what="mesh up",
+        )
+        assert self.process.poll() is None, self.text()[-3000:]
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=60)
 
 
 def test_up_serves_every_port_and_sigint_leaves_nothing_behind(mesh_env: dict[str, str]) -> None:
     """`wedmesh up`: every gRPC port SERVING and /healthz 200; SIGINT stops all, frees all ports."""
-    process = start_up(mesh_env)
+    up = Up(mesh_env)
     try:
-        wait_for_sync(lambda: all_serving(mesh_env), timeout=START_TIMEOUT_S, what="mesh SERVING")
+        up.wait_until_up()
+        assert all_serving(mesh_env)
         ready = httpx.get(f"http://127.0.0.1:{mesh_env['WEDMESH_SHIM__PORT']}/readyz", timeout=2)
         assert ready.status_code == 200
     finally:
-        code, log = stop(process)
-    assert code == 0, log[-2000:]
-    assert '"msg": "mesh up"' in log
+        code = up.stop()
+    assert code == 0, up.text()[-2000:]
     ports = [*grpc_ports(mesh_env), mesh_env["WEDMESH_SHIM__PORT"], mesh_env["WEDMESH_REDIS__LOCAL_PORT"]]
     assert all(port_is_free(int(port)) for port in ports)
     assert processes_mentioning(mesh_env["WEDMESH_CONFIG"]) == []
@@ -112,9 +131,9 @@ def test_up_keeps_redis_data_across_restarts(mesh_env: dict[str, str]) -> None:
     """The private Redis keeps its AOF in the data folder: data written survives `up` again."""
     url = f"redis://127.0.0.1:{mesh_env['WEDMESH_REDIS__LOCAL_PORT']}/0"
     for round_ in (1, 2):
-        process = start_up(mesh_env)
+        up = Up(mesh_env)
         try:
-            wait_for_sync(lambda: all_serving(mesh_env), timeout=START_TIMEOUT_S, what="mesh SERVING")
+            up.wait_until_up()
             client = redis.Redis.from_url(url)
             if round_ == 1:
                 client.set("wm:test:{persist}:k", "kept")
@@ -122,15 +141,15 @@ def test_up_keeps_redis_data_across_restarts(mesh_env: dict[str, str]) -> None:
                 assert client.get("wm:test:{persist}:k") == b"kept"
             client.close()
         finally:
-            code, log = stop(process, signal.SIGTERM)
-        assert code == 0, log[-2000:]
+            code = up.stop(signal.SIGTERM)
+        assert code == 0, up.text()[-2000:]
 
 
 def test_up_stops_everything_when_a_service_dies(mesh_env: dict[str, str]) -> None:
     """If one child dies the supervisor stops the rest and exits non-zero: nothing half-broken."""
-    process = start_up(mesh_env)
+    up = Up(mesh_env)
     try:
-        wait_for_sync(lambda: all_serving(mesh_env), timeout=START_TIMEOUT_S, what="mesh SERVING")
+        up.wait_until_up()
         gateway_port = mesh_env["WEDMESH_GATEWAY__PORT"]
         victims = [
             pid
@@ -139,13 +158,29 @@ def test_up_stops_everything_when_a_service_dies(mesh_env: dict[str, str]) -> No
         ]
         assert len(victims) == 1, f"expected one gateway process on {gateway_port}"
         os.kill(victims[0], signal.SIGKILL)
-        _, err = process.communicate(timeout=30)
+        code = up.process.wait(timeout=60)
     finally:
-        if process.poll() is None:
-            stop(process)
-    assert process.returncode == 1, err.decode(errors="replace")[-2000:]
-    assert "a service exited; stopping the mesh" in err.decode(errors="replace")
+        up.stop()
+    assert code == 1, up.text()[-2000:]
+    assert "a service exited; stopping the mesh" in up.text()
     assert processes_mentioning(mesh_env["WEDMESH_CONFIG"]) == []
+
+
+def test_up_with_redis_url_and_set_uses_that_redis_and_those_ports(
+    mesh_env: dict[str, str], redis_url: str
+) -> None:
+    """`up --redis-url URL --set gateway.port=N`: no private Redis; the children use both."""
+    env = {k: v for k, v in mesh_env.items() if k != "WEDMESH_GATEWAY__PORT"}
+    gateway_port = str(free_port())
+    up = Up(env, "--redis-url", redis_url, "--set", f"gateway.port={gateway_port}")
+    try:
+        up.wait_until_up()
+        assert probe.probe(f"127.0.0.1:{gateway_port}").code == probe.OK
+        assert port_is_free(int(mesh_env["WEDMESH_REDIS__LOCAL_PORT"]))  # no private Redis
+        assert "private redis started" not in up.text()
+    finally:
+        code = up.stop()
+    assert code == 0, up.text()[-2000:]
 
 
 def test_serve_sigterm_exits_0_and_frees_the_port(mesh_env: dict[str, str], redis_url: str) -> None:
@@ -162,8 +197,9 @@ def test_serve_sigterm_exits_0_and_frees_the_port(mesh_env: dict[str, str], redi
             what="gateway SERVING",
         )
     finally:
-        code, log = stop(process, signal.SIGTERM)
-    assert code == 0, log[-2000:]
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err.decode(errors="replace")[-2000:]
     assert port_is_free(int(port))
 
 

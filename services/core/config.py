@@ -131,6 +131,10 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     """Load the file, apply environment overrides, validate; raise ConfigError if unusable."""
     env = os.environ if environ is None else environ
     file = Path(path) if path is not None else config_path(env)
+    if path is None and file == EXAMPLE_CONFIG and not file.exists():
+        # Installed from a wheel, away from the repository: the built-in defaults (which
+        # match the example) plus the environment.
+        return _validate(_apply_env({}, env), source="defaults and environment")
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -193,15 +197,19 @@ def _validate(data: dict[str, Any], *, source: str) -> MeshConfig:
         for err in exc.errors(include_url=False):
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
             reason = "unknown key (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
-            hidden = err["type"] in ("missing", "extra_forbidden") or _sensitive(where)
+            hidden = err["type"] in ("missing", "extra_forbidden") or not _safe_to_echo(where, err["input"])
             shown = "" if hidden else f" (got {err['input']!r})"
             problems.append(f"{where}: {reason}{shown}")
         raise ConfigError(f"invalid configuration from {source}: " + "; ".join(problems)) from None
 
 
-def _sensitive(where: str) -> bool:
-    """Never echo a value that may carry a credential (a Redis URL can hold a password)."""
-    return any(word in where for word in ("url", "secret", "password", "token", "key"))
+def _safe_to_echo(where: str, value: Any) -> bool:
+    """Echo only short scalars that cannot carry a credential (a URL can hold a password)."""
+    if any(word in where for word in ("url", "secret", "password", "token", "key")):
+        return False
+    if isinstance(value, bool | int | float):
+        return True
+    return isinstance(value, str) and len(value) <= 64 and "://" not in value and "@" not in value
 
 
 def build_authenticator(config: AuthConfig, environ: Mapping[str, str] | None = None) -> Authenticator | None:

@@ -7,7 +7,7 @@ them is a separate layer (the interceptor for gRPC, the shim for HTTP)::
     ├── InvalidArgument            INVALID_ARGUMENT / 400
     ├── NotFound                   NOT_FOUND / 404
     ├── AlreadyExists              ALREADY_EXISTS / 409
-    ├── FailedPrecondition         FAILED_PRECONDITION / 409
+    ├── FailedPrecondition         FAILED_PRECONDITION / 400
     ├── Unauthenticated            UNAUTHENTICATED / 401
     ├── PermissionDenied           PERMISSION_DENIED / 403
     ├── ResourceExhausted          RESOURCE_EXHAUSTED / 429 (carries retry_after)
@@ -31,7 +31,10 @@ class MeshError(Exception):
     """Base: a message a person can act on, plus how to render it."""
 
     grpc_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
-    http_status: int = 500
+
+    @property
+    def http_status(self) -> int:
+        return http_status_for(self.grpc_code)
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -40,43 +43,43 @@ class MeshError(Exception):
 
 
 class InvalidArgument(MeshError):
-    grpc_code, http_status = grpc.StatusCode.INVALID_ARGUMENT, 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
 
 
 class NotFound(MeshError):
-    grpc_code, http_status = grpc.StatusCode.NOT_FOUND, 404
+    grpc_code = grpc.StatusCode.NOT_FOUND
 
 
 class AlreadyExists(MeshError):
-    grpc_code, http_status = grpc.StatusCode.ALREADY_EXISTS, 409
+    grpc_code = grpc.StatusCode.ALREADY_EXISTS
 
 
 class FailedPrecondition(MeshError):
-    grpc_code, http_status = grpc.StatusCode.FAILED_PRECONDITION, 409
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class Unauthenticated(MeshError):
-    grpc_code, http_status = grpc.StatusCode.UNAUTHENTICATED, 401
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class PermissionDenied(MeshError):
-    grpc_code, http_status = grpc.StatusCode.PERMISSION_DENIED, 403
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class ResourceExhausted(MeshError):
-    grpc_code, http_status = grpc.StatusCode.RESOURCE_EXHAUSTED, 429
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class Unavailable(MeshError):
-    grpc_code, http_status = grpc.StatusCode.UNAVAILABLE, 503
+    grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
 class DeadlineExceeded(MeshError):
-    grpc_code, http_status = grpc.StatusCode.DEADLINE_EXCEEDED, 504
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class Unimplemented(MeshError):
-    grpc_code, http_status = grpc.StatusCode.UNIMPLEMENTED, 501
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
 
 
 _HTTP_FOR_GRPC = {
@@ -95,8 +98,20 @@ _HTTP_FOR_GRPC = {
 
 
 def http_status_for(code: grpc.StatusCode) -> int:
-    """The HTTP status the shim answers for a gRPC status from intake."""
+    """The HTTP status for a gRPC status: the one table both renderings use."""
     return _HTTP_FOR_GRPC.get(code, 500 if code != grpc.StatusCode.OK else 200)
+
+
+# Errors a failover, a cluster resharding or a busy/full Redis answers with: retry later.
+_TRANSIENT = (
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.MaxConnectionsError,
+)
 
 
 @contextlib.contextmanager
@@ -104,6 +119,8 @@ def translate_redis_errors(what: str) -> Iterator[None]:
     """Turn Redis failures into :class:`Unavailable` (the caller may retry later)."""
     try:
         yield
+    except _TRANSIENT as exc:
+        raise Unavailable(f"{what}: Redis is failing over or busy; retry shortly", retry_after=1.0) from exc
     except redis.exceptions.BusyLoadingError as exc:
         raise Unavailable(f"{what}: Redis is loading its data; retry shortly", retry_after=1.0) from exc
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:

@@ -19,7 +19,7 @@ from typing import Protocol
 from services.core.config import MeshConfig, build_authenticator
 from services.core.metrics import serve_metrics
 from services.core.redis_client import AnyRedis, connect
-from services.core.server import ServiceDef, ServiceHost, install_signal_handlers
+from services.core.server import BindError, ServiceDef, ServiceHost, install_signal_handlers
 
 log = logging.getLogger("wedmesh.runner")
 
@@ -75,12 +75,13 @@ class ProcessRuntime:
         return port
 
     async def stop(self) -> None:
-        await self.host.stop()
-        for task in reversed(self.app.background):
-            try:
-                await task.stop()
-            except Exception:
-                log.exception("background task failed to stop cleanly", extra={"task": repr(task)})
+        """Drain the host and stop background tasks side by side: one grace period, not two."""
+        results = await asyncio.gather(
+            self.host.stop(), *(task.stop() for task in self.app.background), return_exceptions=True
+        )
+        for task, result in zip(["host", *self.app.background], results, strict=True):
+            if isinstance(result, Exception):
+                log.error("failed to stop cleanly", exc_info=result, extra={"task": repr(task)})
         self._stopped.set()
 
     def request_stop(self) -> None:
@@ -96,9 +97,15 @@ async def run_grpc_process(process: str, config: MeshConfig) -> None:
     """Start ``process`` (registry, gateway or webhooks) and serve until told to stop."""
     server_config = config.grpc_server(process)
     redis = connect(config.redis)
-    runtime = ProcessRuntime(process, config, redis)
-    metrics = serve_metrics(server_config.metrics_port, server_config.host)
+    metrics = None
     try:
+        runtime = ProcessRuntime(process, config, redis)
+        try:
+            metrics = serve_metrics(server_config.metrics_port, server_config.host)
+        except OSError as exc:
+            raise BindError(
+                f"cannot serve metrics on {server_config.host}:{server_config.metrics_port}: {exc}"
+            ) from exc
         await runtime.start()
         install_signal_handlers(runtime.request_stop)
         await runtime.wait_stopped()

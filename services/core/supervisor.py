@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from services.core.config import ENV_CONFIG_FILE, ENV_REDIS_URL, MeshConfig
 from services.core.local_redis import (
     RedisServer,
@@ -42,8 +44,11 @@ class Child:
     process: subprocess.Popen[bytes]
 
 
-def run_up(config: MeshConfig, config_file: Path | None) -> int:
-    """Run the mesh until a signal (exit 0) or until a child dies (exit 1)."""
+def run_up(config: MeshConfig, config_file: Path | None, overrides: dict[str, str] | None = None) -> int:
+    """Run the mesh until a signal (exit 0) or until a child dies (exit 1).
+
+    ``overrides`` (dotted keys, from ``--set``) reach the children as ``WEDMESH_*`` variables.
+    """
     stop_requested: list[int] = []
     previous = {
         sig: signal.signal(sig, lambda signum, frame: stop_requested.append(signum))
@@ -52,19 +57,22 @@ def run_up(config: MeshConfig, config_file: Path | None) -> int:
     env = dict(os.environ)
     if config_file is not None:
         env[ENV_CONFIG_FILE] = str(config_file)
+    for dotted, value in (overrides or {}).items():
+        env["WEDMESH_" + "__".join(part.upper() for part in dotted.split("."))] = value
     redis: RedisServer | None = None
     children: list[Child] = []
     try:
         if not config.redis.url:
             redis = _start_private_redis(config)
-            env[ENV_REDIS_URL] = redis.url
+        env[ENV_REDIS_URL] = redis.url if redis is not None else str(config.redis.url)
         for name in PROCESSES:
             children.append(Child(name, _spawn(name, env)))
         _announce_when_ready(config, children, stop_requested)
         failed = _wait(children, stop_requested)
         return 1 if failed else 0
     finally:
-        _stop_children(children, config.shutdown.drain_delay_s + config.shutdown.grace_s + 5)
+        # host drain (delay + grace) and background tasks (grace), with a margin
+        _stop_children(children, config.shutdown.drain_delay_s + 2 * config.shutdown.grace_s + 5)
         if redis is not None:
             redis.stop()
             log.info("private redis stopped", extra={"port": redis.port})
@@ -102,11 +110,12 @@ def _announce_when_ready(config: MeshConfig, children: list[Child], stop: list[i
     """Probe every gRPC port until SERVING, then say so once (a start-up figure for users)."""
     started = time.monotonic()
     targets = {name: config.grpc_server(name).address for name in PROCESSES if name != "shim"}
+    targets["shim"] = f"http://{config.shim.host}:{config.shim.port}/healthz"
     while targets and not stop and time.monotonic() - started < READY_TIMEOUT_S:
         if any(c.process.poll() is not None for c in children):
             return
         for name, address in list(targets.items()):
-            if probe(address, connect_timeout=0.2, rpc_timeout=0.5).code == OK:
+            if _answers(name, address):
                 del targets[name]
         if targets:
             time.sleep(POLL_S)
@@ -123,6 +132,15 @@ def _announce_when_ready(config: MeshConfig, children: list[Child], stop: list[i
         )
     elif not stop:
         log.warning("not every service is SERVING yet", extra={"waiting_for": sorted(targets)})
+
+
+def _answers(name: str, address: str) -> bool:
+    if name != "shim":
+        return probe(address, connect_timeout=0.2, rpc_timeout=0.5).code == OK
+    try:
+        return httpx.get(address, timeout=0.5, verify=False).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _wait(children: list[Child], stop: list[int]) -> bool:
@@ -142,7 +160,17 @@ def _wait(children: list[Child], stop: list[int]) -> bool:
 
 
 def _stop_children(children: list[Child], timeout: float) -> None:
-    for child in children:
+    """The shim first (so providers get 503 from it, not a half-drained intake), then the rest."""
+    ordered = sorted(children, key=lambda c: c.name != "shim")
+    shim = [c for c in ordered if c.name == "shim" and c.process.poll() is None]
+    for child in shim:
+        child.process.send_signal(signal.SIGTERM)
+    for child in shim:
+        try:
+            child.process.wait(min(timeout, 15))
+        except subprocess.TimeoutExpired:
+            pass
+    for child in ordered:
         if child.process.poll() is None:
             child.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout

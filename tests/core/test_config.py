@@ -98,3 +98,13 @@ def test_env_secret_is_masked_and_absent_when_unset() -> None:
     assert "sk_test_123" not in repr(secret) and "sk_test_123" not in str(secret)
     assert env_secret("STRIPE_SECRET_KEY", {}) is None
     assert env_secret("STRIPE_SECRET_KEY", {"STRIPE_SECRET_KEY": ""}) is None
+
+
+def test_tables_and_url_like_values_are_never_echoed(tmp_path: Path) -> None:
+    """A whole table or a credential-bearing string in the wrong place is not printed back."""
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, '[logging]\nlevel = "redis://:hunter2@h:6379/0"\n'), environ={})
+    assert "logging.level" in str(err.value) and "hunter2" not in str(err.value)
+    with pytest.raises(ConfigError) as err2:
+        load_config(write(tmp_path, 'redis = "redis://:hunter2@h"\n'), environ={})
+    assert "hunter2" not in str(err2.value)

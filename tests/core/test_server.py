@@ -168,10 +168,10 @@ async def test_callers_deadline_is_visible_to_outgoing_work() -> None:
     host = await start_host({"Remember": remember})
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
-            assert await call(channel, "Remember")(b"", timeout=3) == b"ok"
+            assert await call(channel, "Remember")(b"", timeout=30) == b"ok"
     finally:
         await host.stop()
-    assert seen[0] is not None and 2.0 < seen[0] <= 3.1  # clocks differ by microseconds
+    assert seen[0] is not None and 20.0 < seen[0] <= 30.1  # clocks differ by microseconds
 
 
 async def test_shutdown_goes_not_serving_then_drains_in_flight_then_closes() -> None:

@@ -156,7 +156,8 @@ class Worker:
             # reclaimed after a lease (late, never lost).
             deliveries = await self._idle_for(self.queue.wait(self.consumer, free, wait))
         for delivery in deliveries:
-            self._dispatch(delivery)
+            if delivery.entry_id not in self._in_flight:  # reclaimed to ourselves: one run only
+                self._dispatch(delivery)
 
     async def _idle_for(self, waiting: Awaitable[T]) -> T:
         """Await ``waiting`` while marked idle, so that :meth:`stop` may cancel it."""

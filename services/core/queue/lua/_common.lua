@@ -38,8 +38,11 @@ local function to_flat(m)
 end
 
 local function ensure_group(stream, group)
-  if redis.call('EXISTS', stream) == 0 then
-    redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+  -- Creates the stream and the group when either is missing (a second group on an
+  -- existing queue too); BUSYGROUP means it is already there.
+  local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+  if not ok and not string.find(tostring(err), 'BUSYGROUP', 1, true) then
+    return redis.error_reply(tostring(err))
   end
 end
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BUF    := npx --yes @bufbuild/buf@1.75.0
 
-.PHONY: up test test-fast test-slow proto proto-check lint buf-lint clean
+.PHONY: up test test-fast test-slow proto proto-check lint typecheck buf-lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ proto-check: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 buf-lint:
 	$(BUF) lint

@@ -92,7 +92,7 @@ class _Call:
             except BaseException as exc:
                 code = await self._fail(exc, context)
             finally:
-                auth.reset_caller(caller)
+                _reset(lambda: auth.reset_caller(caller), lambda: auth.set_caller(None))
                 self._exit(tokens, started, code, context)
 
         return wrapper
@@ -112,7 +112,7 @@ class _Call:
             except BaseException as exc:
                 code = await self._fail(exc, context)
             finally:
-                auth.reset_caller(caller)
+                _reset(lambda: auth.reset_caller(caller), lambda: auth.set_caller(None))
                 self._exit(tokens, started, code, context)
 
         return wrapper
@@ -166,8 +166,17 @@ class _Call:
                 "rpc",
                 extra={"method": self.method, "code": actual.name, "ms": round(elapsed * 1000, 3)},
             )
-        logs.request_id_var.reset(tokens[0])
-        deadlines.reset_deadline(tokens[1])
+        _reset(lambda: logs.request_id_var.reset(tokens[0]), lambda: logs.request_id_var.set(""))
+        _reset(lambda: deadlines.reset_deadline(tokens[1]), lambda: deadlines.set_deadline(None))
+
+
+def _reset(reset: Callable[[], object], clear: Callable[[], object]) -> None:
+    """Reset a context variable; a stream cancelled by its client finishes in another
+    context, where the token is foreign (ValueError): then clear the value instead."""
+    try:
+        reset()
+    except ValueError:
+        clear()
 
 
 def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode | None:

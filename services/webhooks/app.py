@@ -1,28 +1,49 @@
-"""The webhook intake process: what it hosts on its gRPC port."""
+"""The webhook intake process: the gRPC service, the event workers and the live feed."""
 
 from __future__ import annotations
 
 from services.core.config import MeshConfig
 from services.core.redis_client import AnyRedis
-from services.core.runner import ProcessApp
+from services.core.runner import Background, ProcessApp
 from services.core.server import ServiceDef
-from services.core.unimplemented import unimplemented_servicer
+from services.webhooks.embedded import EmbeddedShim, LocalBackend
+from services.webhooks.feed import Feed, NormalizedStream
+from services.webhooks.history import History, HistoryWriter
+from services.webhooks.intake import Intake
+from services.webhooks.providers import load_providers
+from services.webhooks.servicer import WebhookIntakeServicer
+from services.webhooks.worker import EventProcessor, EventWorkers, RouterPublisher
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 SERVICE_NAME = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookIntakeService"].full_name
 
 
 def build(config: MeshConfig, redis: AnyRedis) -> ProcessApp:
-    servicer = unimplemented_servicer(
-        webhooks_pb2_grpc.WebhookIntakeServiceServicer,
-        SERVICE_NAME,
-        "the webhook intake issue (#4)",
+    cfg = config.webhooks
+    providers = load_providers(cfg.providers, redis)
+    history = History(redis, cfg.history_retention_s)
+    longest_dedup = max((p.dedup_window_s for p in cfg.providers.values()), default=0.0)
+    stream = NormalizedStream(
+        redis,
+        cfg.normalized_retention_s,
+        max(longest_dedup, cfg.normalized_retention_s),
+        cfg.history_retention_s,
     )
+    feed = Feed(stream)
+    router = RouterPublisher(cfg.router_address, cfg.router_timeout_s) if cfg.router_address else None
+    workers = EventWorkers(cfg, providers, EventProcessor(history, stream, router))
+    writer = HistoryWriter(history)
+    intake = Intake(providers, history, writer)
+    servicer = WebhookIntakeServicer(intake, history, feed, cfg.subscriber_buffer)
+    background: list[Background] = [writer, feed, workers]
+    if cfg.http_port:
+        background.append(EmbeddedShim(config.shim, LocalBackend(intake, redis), cfg.host, cfg.http_port))
     return ProcessApp(
         [
             ServiceDef(
                 SERVICE_NAME,
                 lambda server: webhooks_pb2_grpc.add_WebhookIntakeServiceServicer_to_server(servicer, server),
             )
-        ]
+        ],
+        background=background,
     )

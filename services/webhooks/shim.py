@@ -1,10 +1,13 @@
 """The HTTP intake shim: ``POST /webhooks/{provider_id}`` → ``WebhookIntake.Ingest``.
 
 It does the HTTP part only — content type, body limit enforced while reading, status
-mapping — and forwards the exact raw bytes and headers to intake over one persistent
-gRPC channel, so signature checks see what the provider signed. Anything intake cannot
-answer (down, overloaded, not yet implemented) becomes 503 with ``Retry-After``: the
-provider retries and nothing is lost, because intake acknowledges only what it persisted.
+mapping — and hands the exact raw bytes and headers to intake, so signature checks see what
+the provider signed. Intake is reached through a :class:`Backend`: by default one
+persistent gRPC channel (``wedmesh serve shim``); inside the webhooks process
+(``[webhooks] http_port``) the same app calls the very same intake code path directly,
+saving a gRPC hop per webhook. Anything intake cannot answer (down, overloaded, provider
+not configured) becomes 503 with ``Retry-After``: the provider retries and nothing is lost,
+because intake acknowledges only what it persisted.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -51,6 +55,77 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class IntakeRefused(Exception):
+    """Intake answered with an error: the HTTP status to send and a message for the caller."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Backend(Protocol):
+    """How the shim reaches intake: ``ingest`` raises :class:`IntakeRefused` on any error."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ingest(
+        self, provider_id: str, headers: dict[str, str], body: bytes, remote_addr: str
+    ) -> webhooks_pb2.IngestResponse: ...
+
+    async def ready(self) -> str | None:
+        """None when intake can take webhooks, else why not."""
+        ...
+
+
+class GrpcBackend:
+    """Intake over one persistent gRPC channel; non-client status codes become 503."""
+
+    def __init__(self, config: ShimConfig) -> None:
+        self.config = config
+        self._channel: grpc.aio.Channel | None = None
+
+    async def open(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self.config.intake_address)
+        self._intake = webhooks_pb2_grpc.WebhookIntakeServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def ingest(
+        self, provider_id: str, headers: dict[str, str], body: bytes, remote_addr: str
+    ) -> webhooks_pb2.IngestResponse:
+        request = webhooks_pb2.IngestRequest(
+            provider_id=provider_id, headers=headers, body=body, remote_addr=remote_addr
+        )
+        try:
+            reply: webhooks_pb2.IngestResponse = await self._intake.Ingest(
+                request,
+                timeout=self.config.intake_timeout_s,
+                metadata=(("x-request-id", logs.request_id_var.get()),),
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code in _CLIENT_CODES:
+                raise IntakeRefused(http_status_for(code), exc.details() or code.name.lower()) from None
+            log.warning("intake unavailable", extra={"code": code.name})
+            raise IntakeRefused(503, "webhook intake is unavailable; retry later") from None
+        return reply
+
+    async def ready(self) -> str | None:
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+        except grpc.aio.AioRpcError as exc:
+            return f"intake not reachable ({exc.code().name})"
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            return "intake is not serving"
+        return None
+
+
 def _error(status: int, message: str, *, retry: bool = False) -> JSONResponse:
     headers = {"Retry-After": RETRY_AFTER_S} if retry else None
     return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -70,19 +145,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(config: ShimConfig) -> Starlette:
-    """The shim as an ASGI app; one gRPC channel to intake for its whole life."""
-    state: dict[str, object] = {}
+def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
+    """The shim as an ASGI app; by default one gRPC channel to intake for its whole life."""
+    intake: Backend = backend or GrpcBackend(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        channel = grpc.aio.insecure_channel(config.intake_address)
-        state["intake"] = webhooks_pb2_grpc.WebhookIntakeServiceStub(channel)
-        state["health"] = health_pb2_grpc.HealthStub(channel)
+        await intake.open()
         try:
             yield
         finally:
-            await channel.close()
+            await intake.close()
 
     async def receive_webhook(request: Request) -> Response:
         response = await _receive(request)
@@ -110,44 +183,23 @@ def create_app(config: ShimConfig) -> Starlette:
             for name, value in request.headers.items():
                 headers[name] = f"{headers[name]}, {value}" if name in headers else value
             client = request.client
-            ingest = webhooks_pb2.IngestRequest(
-                provider_id=provider_id,
-                headers=headers,
-                body=body,
-                remote_addr=f"{client.host}:{client.port}" if client else "",
-            )
+            remote = f"{client.host}:{client.port}" if client else ""
             try:
-                reply = await state["intake"].Ingest(  # type: ignore[attr-defined]
-                    ingest,
-                    timeout=config.intake_timeout_s,
-                    metadata=(("x-request-id", logs.request_id_var.get()),),
-                )
-            except grpc.aio.AioRpcError as exc:
-                return _rpc_error(exc)
+                reply = await intake.ingest(provider_id, headers, body, remote)
+            except IntakeRefused as exc:
+                return _error(exc.status, exc.message, retry=exc.status == 503)
             outcome = _OUTCOME.get(reply.outcome, "accepted")
             return JSONResponse({"event_id": reply.event_id, "status": outcome})
         finally:
             logs.request_id_var.reset(token)
 
-    def _rpc_error(exc: grpc.aio.AioRpcError) -> Response:
-        code = exc.code()
-        if code in _CLIENT_CODES:
-            return _error(http_status_for(code), exc.details() or code.name.lower())
-        log.warning("intake unavailable", extra={"code": code.name})
-        return _error(503, "webhook intake is unavailable; retry later", retry=True)
-
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
-        try:
-            reply = await state["health"].Check(  # type: ignore[attr-defined]
-                health_pb2.HealthCheckRequest(service=""), timeout=1.0
-            )
-        except grpc.aio.AioRpcError as exc:
-            return _error(503, f"intake not reachable ({exc.code().name})", retry=True)
-        if reply.status != health_pb2.HealthCheckResponse.SERVING:
-            return _error(503, "intake is not serving", retry=True)
+        problem = await intake.ready()
+        if problem:
+            return _error(503, problem, retry=True)
         return JSONResponse({"status": "ready"})
 
     async def prometheus(request: Request) -> Response:
@@ -164,15 +216,15 @@ def create_app(config: ShimConfig) -> Starlette:
     )
 
 
-async def run_shim(config: ShimConfig) -> None:
-    """Serve the shim with uvicorn until SIGTERM/SIGINT (uvicorn handles both)."""
+def uvicorn_server(config: ShimConfig, backend: Backend | None = None, *, host: str, port: int) -> Any:
+    """The uvicorn server for the shim app (the same settings standalone and embedded)."""
     import uvicorn
 
-    server = uvicorn.Server(
+    return uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
-            host=config.host,
-            port=config.port,
+            create_app(config, backend),
+            host=host,
+            port=port,
             log_config=None,
             access_log=False,
             server_header=False,
@@ -181,4 +233,8 @@ async def run_shim(config: ShimConfig) -> None:
             limit_concurrency=2048,
         )
     )
-    await server.serve()
+
+
+async def run_shim(config: ShimConfig) -> None:
+    """Serve the shim with uvicorn until SIGTERM/SIGINT (uvicorn handles both)."""
+    await uvicorn_server(config, host=config.host, port=config.port).serve()

@@ -1,0 +1,424 @@
+"""Webhook intake over HTTP: signed webhooks vs a bare one-XADD endpoint, same run, same stack.
+
+    .venv/bin/python bench/webhooks.py [--seconds 6] [--rate 1000] [--concurrency 64]
+
+Everything runs on loopback and is started here: a private redis-server (AOF everysec), the
+webhooks intake process (worker off), a worker process (intake + worker; its Subscribe is
+used), the shim process, and a "bare" Starlette+uvicorn process whose one route does one
+XADD (the ceiling). The load generator speaks raw HTTP/1.1 keep-alive over asyncio streams
+so that its own cost stays small and equal for both targets.
+
+Phases: (1) open loop at ``--rate`` webhooks/s → time to 200 p50/p99 (from the scheduled
+send time, so queueing counts) and accept → subscriber p50/p99 (200 received → event
+streamed by Subscribe); (2) closed loop at ``--concurrency`` against the shim (worker
+stopped, so only intake is measured) and (3) against the bare endpoint → accepted/s and
+p50/p99; (4) the worker drains the backlog of (2) → processed/s. Only same-run ratios are
+meaningful on a shared, noisy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.core.local_redis import free_port, start_redis_server  # noqa: E402
+from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc  # noqa: E402
+
+SECRET = "whsec_bench_secret"
+PROVIDERS = {
+    "stripe": {
+        "scheme": "stripe",
+        "secrets_env": "STRIPE_WEBHOOK_SECRET",
+        "event_types": ["payment_intent.succeeded"],
+        "event_id_path": "id",
+    }
+}
+
+
+def signed_request(path: str, host: str) -> tuple[bytes, str]:
+    """One complete HTTP/1.1 request for a fresh Stripe event, and that event's id."""
+    event_id = "evt_" + uuid.uuid4().hex
+    body = json.dumps(
+        {
+            "id": event_id,
+            "type": "payment_intent.succeeded",
+            "created": int(time.time()),
+            "data": {
+                "object": {
+                    "id": "pi_" + uuid.uuid4().hex[:16],
+                    "amount": 50000,
+                    "currency": "gbp",
+                    "metadata": {"wedding_id": "wed_1", "supplier_id": "sup_1", "payment_type": "deposit"},
+                }
+            },
+        }
+    ).encode()
+    ts = str(int(time.time()))
+    sig = hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    head = (
+        f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+        f"stripe-signature: t={ts},v1={sig}\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body, event_id
+
+
+class Conn:
+    """A keep-alive HTTP/1.1 connection: write a request, read one response."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def closed_loop(
+    port: int, path: str, concurrency: int, seconds: float
+) -> tuple[float, list[float], int]:
+    """``concurrency`` connections sending back to back; returns (ok/s, latencies ms, errors)."""
+    conns = [await Conn.open(port) for _ in range(concurrency)]
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def run(conn: Conn) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop_at:
+            request, _ = signed_request(path, f"127.0.0.1:{port}")
+            started = time.perf_counter()
+            status, _ = await conn.send(request)
+            if status == 200:
+                latencies.append((time.perf_counter() - started) * 1000)
+            else:
+                errors += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(run(c) for c in conns))
+    elapsed = time.perf_counter() - began
+    for c in conns:
+        c.close()
+    return len(latencies) / elapsed, latencies, errors
+
+
+async def open_loop(
+    port: int, path: str, rate: float, seconds: float, accepted_at: dict[str, float]
+) -> tuple[list[float], int, int]:
+    """Send at a fixed rate regardless of answers; latency counted from the scheduled time."""
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(64):
+        pool.put_nowait(await Conn.open(port))
+    latencies: list[float] = []
+    errors = 0
+    tasks = []
+
+    async def one(scheduled: float) -> None:
+        nonlocal errors
+        request, _ = signed_request(path, f"127.0.0.1:{port}")
+        conn = await pool.get()
+        try:
+            status, body = await conn.send(request)
+        finally:
+            pool.put_nowait(conn)
+        now = time.perf_counter()
+        if status == 200:
+            latencies.append((now - scheduled) * 1000)
+            accepted_at[json.loads(body)["event_id"]] = now
+        else:
+            errors += 1
+
+    start = time.perf_counter()
+    n = int(rate * seconds)
+    for i in range(n):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        pool.get_nowait().close()
+    return latencies, errors, n
+
+
+async def subscribe(address: str, cursor: str, seen_at: dict[str, float], ready: asyncio.Event) -> None:
+    """Tail every event processed after ``cursor``; resume from the last cursor if ever cut off.
+
+    Starting after the stream's current end (not from the beginning) keeps earlier phases'
+    events out of this phase's figures, and leaves no gap while the subscription registers.
+    """
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = webhooks_pb2_grpc.WebhookIntakeServiceStub(channel)
+        while True:
+            request = webhooks_pb2.SubscribeRequest(after_cursor=cursor, from_beginning=not cursor)
+            call = stub.Subscribe(request, wait_for_ready=True)
+            ready.set()
+            try:
+                async for item in call:
+                    seen_at.setdefault(item.event.event_id, time.perf_counter())
+                    cursor = item.cursor
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise
+
+
+def spawn(args: list[str], env: dict[str, str]) -> Any:
+    import subprocess
+
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def wait_http(port: int, path: str = "/healthz", timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = await Conn.open(port)
+            status, _ = await conn.send(f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode())
+            conn.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"port {port} did not become ready")
+        await asyncio.sleep(0.1)
+
+
+async def wait_grpc(address: str) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=30
+        )
+
+
+async def queue_depth(redis_url: str) -> int:
+    import redis.asyncio as aioredis
+
+    from services.core.keys import QueueKeys
+    from services.webhooks.providers import queue_name
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = QueueKeys(queue_name("stripe"))
+        return sum([int(await client.xlen(k)) for k in keys.streams])
+    finally:
+        await client.aclose()
+
+
+async def drain(redis_url: str, seconds: float) -> int:
+    """Wait up to ``seconds`` for the worker to empty the queue; returns what is left."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and await queue_depth(redis_url) > 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+    return await queue_depth(redis_url)
+
+
+def serve_bare(port: int, redis_url: str) -> None:
+    """The ceiling: the same server stack (Starlette + uvicorn/httptools, asyncio loop), one XADD."""
+    import redis.asyncio as aioredis
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from services.core.keys import webhook_key
+
+    client = aioredis.Redis.from_url(redis_url)
+    key = webhook_key("bench", "bare")
+
+    async def bare(request: Request) -> Response:
+        body = await request.body()
+        entry = await client.xadd(key, {"b": body})
+        return JSONResponse({"event_id": entry.decode(), "status": "accepted"})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    app = Starlette(routes=[Route("/bare", bare, methods=["POST"]), Route("/healthz", healthz)])
+    # The same loop and settings as the shim (asyncio.run + uvicorn.Server.serve), not uvloop.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, server_header=False, loop="none"
+    )
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+async def stream_end(redis_url: str) -> str:
+    """The normalised-events stream's last entry id ("" when empty)."""
+    import redis.asyncio as aioredis
+
+    from services.webhooks.layout import stream_key
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        rows = await client.xrevrange(stream_key(), "+", "-", count=1)
+    finally:
+        await client.aclose()
+    return rows[0][0].decode() if rows else ""
+
+
+async def measure_open_loop(
+    label: str, port: int, rate: float, args: argparse.Namespace, sub_address: str, redis_url: str
+) -> None:
+    accepted_at: dict[str, float] = {}
+    seen_at: dict[str, float] = {}
+    ready = asyncio.Event()
+    sub = asyncio.create_task(subscribe(sub_address, await stream_end(redis_url), seen_at, ready))
+    await ready.wait()
+    lat, errors, sent = await open_loop(port, "/webhooks/stripe", rate, args.seconds, accepted_at)
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and not all(e in seen_at for e in accepted_at):  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    sub.cancel()
+    to_sub = [(seen_at[e] - t) * 1000 for e, t in accepted_at.items() if e in seen_at]
+    print(
+        f"{label}: open loop {rate:.0f}/s: sent {sent}, 200s {len(lat)}, errors {errors}; "
+        f"time to 200 p50 {pct(lat, 0.5):.2f} ms p99 {pct(lat, 0.99):.2f} ms; "
+        f"accept -> subscriber {len(to_sub)}/{len(accepted_at)} p50 {pct(to_sub, 0.5):.2f} ms "
+        f"p99 {pct(to_sub, 0.99):.2f} ms"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="wm-bench-"))
+    redis = start_redis_server(tmp / "redis")
+    intake_port, http_port, worker_port, shim_port, bare_port = (free_port() for _ in range(5))
+    py = sys.executable
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "REDIS_URL": redis.url,
+        "WEDMESH_LOGGING__LEVEL": "WARNING",
+        "WEDMESH_WEBHOOKS__PROVIDERS": json.dumps(PROVIDERS),
+        "WEDMESH_WEBHOOKS__METRICS_PORT": "0",
+        "WEDMESH_WEBHOOKS__SUBSCRIBER_BUFFER": "100000",
+    }
+    cli = [py, "-m", "services.cli", "serve"]
+    intake_env = {
+        **env,
+        "WEDMESH_WEBHOOKS__WORKER_ENABLED": "false",
+        "WEDMESH_WEBHOOKS__HTTP_PORT": str(http_port),
+    }
+    shim_args = [*cli, "shim", "--port", str(shim_port), "--intake-address", f"127.0.0.1:{intake_port}"]
+    procs = {
+        "intake": spawn([*cli, "webhooks", "--port", str(intake_port)], intake_env),
+        "worker": spawn([*cli, "webhooks", "--port", str(worker_port)], env),
+        "shim": spawn(shim_args, env),
+        "bare": spawn([py, __file__, "--serve-bare", str(bare_port), redis.url], env),
+    }
+    sub_address = f"127.0.0.1:{worker_port}"
+    try:
+        await wait_grpc(f"127.0.0.1:{intake_port}")
+        await wait_grpc(sub_address)
+        await wait_http(shim_port, "/readyz")
+        await wait_http(http_port, "/readyz")
+        await wait_http(bare_port)
+        print(
+            f"# webhooks bench: {args.seconds:.0f} s per phase, rates {args.rate:.0f}/s and "
+            f"{args.low_rate:.0f}/s, concurrency {args.concurrency}"
+        )
+        print(
+            "# shim = `wedmesh serve shim` -> gRPC -> intake; embedded = the shim app in the intake process"
+        )
+        for port, path in (
+            (shim_port, "/webhooks/stripe"),
+            (http_port, "/webhooks/stripe"),
+            (bare_port, "/bare"),
+        ):
+            await closed_loop(port, path, 8, 1.0)  # warm up connections and script caches
+
+        # light to heavy, so that no phase inherits the previous one's processing backlog
+        await measure_open_loop("shim", shim_port, args.low_rate, args, sub_address, redis.url)
+        await measure_open_loop("embedded", http_port, args.low_rate, args, sub_address, redis.url)
+        await measure_open_loop("embedded", http_port, args.rate, args, sub_address, redis.url)
+
+        procs["worker"].terminate()  # closed loops measure intake alone; the backlog is drained below
+        procs["worker"].wait(30)
+        results = {}
+        for label, port, path in (
+            ("shim", shim_port, "/webhooks/stripe"),
+            ("embedded", http_port, "/webhooks/stripe"),
+            ("bare XADD", bare_port, "/bare"),
+        ):
+            rate, lat, err = await closed_loop(port, path, args.concurrency, args.seconds)
+            results[label] = rate
+            print(
+                f"{label}: concurrency {args.concurrency}: {rate:.0f} accepted/s, time to 200 "
+                f"p50 {pct(lat, 0.5):.2f} ms p99 {pct(lat, 0.99):.2f} ms, errors {err}"
+            )
+        bare = results["bare XADD"]
+        print(f"ratio to bare: shim {results['shim'] / bare:.0%}, embedded {results['embedded'] / bare:.0%}")
+
+        backlog = await queue_depth(redis.url)
+        procs["worker"] = spawn([*cli, "webhooks", "--port", str(worker_port)], env)
+        started = time.perf_counter()
+        drained = backlog - await drain(redis.url, args.drain_seconds)
+        took = time.perf_counter() - started
+        print(
+            f"worker: {drained} of {backlog} processed in {took:.1f} s (process start included) "
+            f"= {drained / took:.0f}/s"
+        )
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(10)
+            except Exception:
+                proc.kill()
+        redis.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-bare":
+        serve_bare(int(sys.argv[2]), sys.argv[3])
+        sys.exit(0)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured phase")
+    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop offered load (webhooks/s)")
+    parser.add_argument("--low-rate", type=float, default=300.0, help="a second, lighter open-loop load")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--drain-seconds", type=float, default=8.0, help="cap on the worker drain phase")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,192 @@
+"""The normalised-events stream and the live feed that Subscribe streams from.
+
+``wm:wh:{_mesh}:normalized`` (one stream for all providers, trimmed by MINID age) holds
+every processed event; its entry id is the Subscribe cursor. The worker appends through
+``finish.lua``, which in the same step writes a per-event marker (so a retried or reclaimed
+delivery never appends twice) and records the event in history as processed.
+
+Fan-out: one reader task per process does ``XREAD BLOCK`` on the stream and hands each
+entry to every matching subscription's bounded buffer with ``put_nowait`` — it never
+waits for a client. A subscription whose buffer is full is cut off (its stream ends with
+RESOURCE_EXHAUSTED naming the cursor to resume from), so a slow client costs the others
+nothing, and N clients cost one Redis read, not N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.core.errors import MeshError, translate_redis_errors
+from services.core.redis_client import AnyRedis
+from services.webhooks.history import Field, pairs
+from services.webhooks.layout import event_key, load_lua, log_key, marker_key, stream_key
+from wedsync.webhooks.v1 import webhooks_pb2
+
+log = logging.getLogger("wedmesh.webhooks.feed")
+
+CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
+READ_BLOCK_MS = 1000
+READ_COUNT = 500
+ERROR_BACKOFF_S = 0.5
+
+Entry = tuple[str, dict[bytes, bytes]]
+
+
+def parse_cursor(cursor: str) -> tuple[int, int]:
+    ms, _, seq = cursor.partition("-")
+    return int(ms), int(seq)
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class NormalizedStream:
+    """Append (once per event) and read the normalised-events stream."""
+
+    def __init__(
+        self, client: AnyRedis, retention_s: float, marker_ttl_s: float, history_retention_s: float
+    ) -> None:
+        self.client = client
+        self.key = stream_key()
+        self.retention_ms = round(retention_s * 1000)
+        self.marker_ms = max(1, round(marker_ttl_s * 1000))
+        self.history_ms = round(history_retention_s * 1000)
+        self._finish = client.register_script(load_lua("finish"))
+
+    async def finish(
+        self,
+        event: webhooks_pb2.WebhookEvent,
+        history_set: Mapping[str, Field],
+        history_keep: Mapping[str, Field],
+    ) -> str:
+        """Append the processed event and record it in history, atomically; returns its cursor.
+
+        A repeat (retry, reclaim, replay) updates history but appends nothing and returns
+        the first append's cursor.
+        """
+        args: list[Any] = [
+            self.marker_ms,
+            self.retention_ms,
+            self.history_ms,
+            event.event_id,
+            event.event_type,
+            *pairs(history_set, history_keep),
+            "event_id",
+            event.event_id,
+            "provider",
+            event.provider_id,
+            "type",
+            event.event_type,
+            "wedding",
+            event.wedding_id,
+            "rec",
+            event.SerializeToString(),
+        ]
+        keys = [marker_key(event.event_id), self.key, event_key(event.event_id), log_key(event.provider_id)]
+        with translate_redis_errors("finish event"):
+            return _str(await self._finish(keys=keys, args=args))
+
+    async def after(self, cursor: str, count: int) -> list[Entry]:
+        """Entries strictly after ``cursor`` ("0-0" = from the oldest retained)."""
+        with translate_redis_errors("read normalised events"):
+            rows: Any = await self.client.xrange(self.key, f"({cursor}", "+", count=count)
+        return [(_str(i), dict(f)) for i, f in rows]
+
+    async def last_id(self) -> str:
+        with translate_redis_errors("read normalised events"):
+            rows: Any = await self.client.xrevrange(self.key, "+", "-", count=1)
+        return _str(rows[0][0]) if rows else "0-0"
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One client's filters and bounded buffer; ``cut`` once it fell too far behind."""
+
+    provider_ids: frozenset[str]
+    event_types: frozenset[str]
+    wedding_id: str
+    buffer: asyncio.Queue[Entry | None]
+    cut: bool = field(default=False)
+
+    def matches(self, fields: dict[bytes, bytes]) -> bool:
+        if self.provider_ids and _str(fields.get(b"provider", b"")) not in self.provider_ids:
+            return False
+        if self.event_types and _str(fields.get(b"type", b"")) not in self.event_types:
+            return False
+        return not self.wedding_id or _str(fields.get(b"wedding", b"")) == self.wedding_id
+
+
+def new_subscription(
+    provider_ids: Sequence[str], event_types: Sequence[str], wedding_id: str, size: int
+) -> Subscription:
+    return Subscription(frozenset(provider_ids), frozenset(event_types), wedding_id, asyncio.Queue(size))
+
+
+class Feed:
+    """The Background with the one reader task; subscriptions register and unregister."""
+
+    def __init__(self, stream: NormalizedStream) -> None:
+        self.stream = stream
+        self.subscriptions: set[Subscription] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._position: str | None = None
+
+    async def start(self, host: object = None) -> None:
+        self._task = asyncio.create_task(self._read_forever(), name="webhooks-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for sub in list(self.subscriptions):
+            self._cut(sub)
+
+    def add(self, sub: Subscription) -> None:
+        self.subscriptions.add(sub)
+
+    def remove(self, sub: Subscription) -> None:
+        self.subscriptions.discard(sub)
+
+    def _cut(self, sub: Subscription) -> None:
+        sub.cut = True
+        self.subscriptions.discard(sub)
+        with contextlib.suppress(asyncio.QueueEmpty):
+            sub.buffer.get_nowait()
+        sub.buffer.put_nowait(None)  # wakes the stream, which then ends
+
+    def _fan_out(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            for sub in list(self.subscriptions):
+                if sub.matches(entry[1]):
+                    try:
+                        sub.buffer.put_nowait(entry)
+                    except asyncio.QueueFull:
+                        self._cut(sub)
+
+    async def _read_forever(self) -> None:
+        client = self.stream.client
+        while True:
+            try:
+                if self._position is None:  # live tail starts at the end, once Redis answers
+                    self._position = await self.stream.last_id()
+                with translate_redis_errors("tail normalised events"):
+                    reply: Any = await client.xread(
+                        {self.stream.key: self._position}, count=READ_COUNT, block=READ_BLOCK_MS
+                    )
+            except MeshError as exc:
+                log.warning("feed read failed: %s", exc)
+                await asyncio.sleep(ERROR_BACKOFF_S)
+                continue
+            for _key, rows in reply or []:
+                entries = [(_str(i), dict(f)) for i, f in rows]
+                if entries:
+                    self._position = entries[-1][0]
+                    self._fan_out(entries)

@@ -1,0 +1,145 @@
+"""Ingest: verify → parse → dedup + persist (one queue script) → answer; history follows.
+
+The acknowledgement is returned only after the provider's queue stream holds the event:
+``DurableQueue.enqueue`` checks the idempotency key (the provider's event id, kept for
+the dedup window) and XADDs in one Lua script. That API returns the first message id for
+a repeated key but not whether it was a repeat, so intake proposes a fresh id and compares:
+a different id back means DUPLICATE. Redis failures surface as Unavailable (HTTP 503).
+
+Ignored types (authentic, outside the provider's list) are recorded in history only, under
+an id derived from the provider event id, so a repeat does not record them twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.core.errors import InvalidArgument, NotFound, Unavailable
+from services.webhooks import records
+from services.webhooks.history import History, HistoryWriter
+from services.webhooks.metrics import INGEST_SECONDS, INGESTED
+from services.webhooks.providers import Provider, body_hash, lookup
+from wedsync.webhooks.v1 import webhooks_pb2
+
+log = logging.getLogger("wedmesh.webhooks")
+
+Outcome = webhooks_pb2.IngestOutcome
+Status = webhooks_pb2.WebhookEventStatus
+MAX_FIELD_CHARS = 256
+
+
+@dataclass(frozen=True)
+class Parsed:
+    event_type: str
+    provider_event_id: str
+
+
+def new_event_id() -> str:
+    return "whe_" + uuid.uuid4().hex
+
+
+def ignored_event_id(provider_id: str, provider_event_id: str) -> str:
+    return "whi_" + hashlib.sha256(f"{provider_id}\n{provider_event_id}".encode()).hexdigest()[:32]
+
+
+def parse(provider: Provider, headers: Mapping[str, str], body: bytes) -> Parsed:
+    """The event type and provider event id (only ever called on a verified body)."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidArgument("body is not valid JSON (or nested too deeply)") from exc
+    if not isinstance(document, dict):
+        raise InvalidArgument("body must be a JSON object")
+    config = provider.config
+    event_type = lookup(config.event_type_path, headers, document)
+    if not event_type:
+        raise InvalidArgument(f"event type not found at {config.event_type_path!r}")
+    path = provider.config.id_path
+    if path is None:
+        provider_event_id = body_hash(body)
+    else:
+        found = lookup(path, headers, document)
+        if not found:
+            raise InvalidArgument(f"event id not found at {path!r}")
+        provider_event_id = found
+    if len(event_type) > MAX_FIELD_CHARS or len(provider_event_id) > MAX_FIELD_CHARS:
+        raise InvalidArgument(f"event type and id must be at most {MAX_FIELD_CHARS} characters")
+    return Parsed(event_type, provider_event_id)
+
+
+class Intake:
+    """The one intake code path, shared by the gRPC servicer and an in-process shim."""
+
+    def __init__(self, providers: Mapping[str, Provider], history: History, writer: HistoryWriter) -> None:
+        self.providers = providers
+        self.history = history
+        self.writer = writer
+
+    def provider(self, provider_id: str) -> Provider:
+        provider = self.providers.get(provider_id)
+        if provider is None:
+            raise NotFound(f"unknown provider {provider_id!r}")
+        return provider
+
+    async def ingest(
+        self, provider_id: str, headers: Mapping[str, str], body: bytes
+    ) -> webhooks_pb2.IngestResponse:
+        started = time.perf_counter()
+        provider = self.provider(provider_id)
+        if provider.problem:
+            raise Unavailable(provider.problem, retry_after=60.0)
+        headers = {k.lower(): v for k, v in headers.items()}  # a dict: protobuf maps are slow to read
+        provider.verifier(headers, body, provider.keys, provider.check)
+        parsed = parse(provider, headers, body)
+        received = records.now_ms()
+        ignored = parsed.event_type not in provider.accepted
+        event_id = ignored_event_id(provider_id, parsed.provider_event_id) if ignored else new_event_id()
+        record = records.new_record(
+            event_id=event_id,
+            provider_id=provider_id,
+            event_type=parsed.event_type,
+            provider_event_id=parsed.provider_event_id,
+            received_ms=received,
+            body=body,
+            headers=records.stored_headers(headers, provider.check.header),
+            status=Status.WEBHOOK_EVENT_STATUS_IGNORED if ignored else Status.WEBHOOK_EVENT_STATUS_RECEIVED,
+        )
+        payload = record.SerializeToString()
+        if ignored:
+            outcome = Outcome.INGEST_OUTCOME_IGNORED
+        else:
+            first = await provider.queue.enqueue(
+                payload, message_id=event_id, idempotency_key=parsed.provider_event_id
+            )
+            outcome = (
+                Outcome.INGEST_OUTCOME_ACCEPTED if first == event_id else Outcome.INGEST_OUTCOME_DUPLICATE
+            )
+            event_id = first
+        keep: dict[str, bytes | str | int] = {
+            "rec": payload,
+            "status": int(record.status),
+            "received_ms": received,
+        }
+        if ignored:  # stored nowhere else: recorded before answering
+            await self.history.record(provider_id, event_id, parsed.event_type, {}, keep)
+        elif outcome == Outcome.INGEST_OUTCOME_ACCEPTED:  # the queue holds it: history may lag
+            self.writer.submit(provider_id, event_id, parsed.event_type, keep)
+        name = Outcome.Name(outcome).removeprefix("INGEST_OUTCOME_").lower()
+        INGESTED.labels(provider_id, name).inc()
+        INGEST_SECONDS.observe(time.perf_counter() - started)
+        log.debug(
+            "webhook",
+            extra={"provider": provider_id, "event_id": event_id, "type": parsed.event_type, "outcome": name},
+        )
+        return webhooks_pb2.IngestResponse(
+            event_id=event_id,
+            outcome=outcome,
+            event_type=parsed.event_type,
+            provider_event_id=parsed.provider_event_id,
+        )

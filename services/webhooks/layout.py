@@ -1,0 +1,47 @@
+"""Where webhook state lives in Redis, and how the Lua scripts are loaded.
+
+Per provider, the durable queue ``wm:q:{webhooks:<provider>}:*`` (services/core/queue).
+History and the normalised-events stream share one hash tag, ``{_mesh}``, so that the
+worker's last step (append + record) is one atomic script::
+
+    wm:wh:{_mesh}:ev:<event_id>     hash: one event's history (TTL = history retention)
+    wm:wh:{_mesh}:log:<provider>    stream: the provider's events in arrival order (MINID trim)
+    wm:wh:{_mesh}:normalized        stream: processed events, tailed by Subscribe (MINID trim)
+    wm:wh:{_mesh}:pub:<event_id>    string: the event's cursor once appended (dedup of appends)
+
+One slot for all history is fine at webhook rates (thousands/s); shard by provider before
+Redis Cluster needs more. Provider ids cannot start with ``_``, so ``_mesh`` never clashes.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+from services.core.keys import webhook_key
+
+MESH_GROUP = "_mesh"
+
+
+def event_key(event_id: str) -> str:
+    return webhook_key(MESH_GROUP, "ev", event_id)
+
+
+def log_key(provider_id: str) -> str:
+    return webhook_key(MESH_GROUP, "log", provider_id)
+
+
+def stream_key() -> str:
+    return webhook_key(MESH_GROUP, "normalized")
+
+
+def marker_key(event_id: str) -> str:
+    return webhook_key(MESH_GROUP, "pub", event_id)
+
+
+@functools.cache
+def load_lua(name: str) -> str:
+    """``lua/<name>.lua`` prefixed with ``lua/_common.lua`` (one atomic script per operation)."""
+    lua = resources.files("services.webhooks") / "lua"
+    common = (lua / "_common.lua").read_text(encoding="utf-8")
+    return common + "\n" + (lua / f"{name}.lua").read_text(encoding="utf-8")

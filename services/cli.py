@@ -150,13 +150,13 @@ def _serve(service: str, config: MeshConfig) -> int:
     if service == "shim":
         from services.webhooks.shim import run_shim
 
-        asyncio.run(run_shim(config.shim))
+        asyncio.run(run_shim(config))
         return 0
-    from services.core.runner import run_grpc_process
+    from services.core.runner import serve_grpc_process
     from services.core.server import BindError
 
     try:
-        asyncio.run(run_grpc_process(service, config))
+        serve_grpc_process(service, config)
     except BindError as exc:
         print(f"wedmesh serve {service}: {exc}", file=sys.stderr)
         return 1

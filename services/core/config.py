@@ -65,6 +65,9 @@ class ShimConfig(Section):
     intake_address: str = Field(default="127.0.0.1:50053", description="webhooks gRPC address")
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     intake_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    body_timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="a body not fully received by then is cut off (408): slow clients"
+    )
     tls: ServerTls | None = Field(default=None, description="HTTPS (and mutual TLS) for providers")
 
 

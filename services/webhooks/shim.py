@@ -12,6 +12,7 @@ because intake acknowledges only what it persisted.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -21,14 +22,18 @@ from typing import Any, Protocol
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.core import logs, metrics
-from services.core.config import ShimConfig
+from services.core.channels import open_channel
+from services.core.config import MeshConfig, ShimConfig, service_token
 from services.core.errors import http_status_for
+from services.core.settings_base import ClientTls
+from services.core.tls import uvicorn_ssl
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 log = logging.getLogger("wedmesh.shim")
@@ -36,6 +41,7 @@ log = logging.getLogger("wedmesh.shim")
 PROVIDER_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
 MAX_HEADERS = 100
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")  # anything else is replaced, never forwarded
 RETRY_AFTER_S = "5"
 _OUTCOME = {
     webhooks_pb2.INGEST_OUTCOME_ACCEPTED: "accepted",
@@ -81,14 +87,21 @@ class Backend(Protocol):
 
 
 class GrpcBackend:
-    """Intake over one persistent gRPC channel; non-client status codes become 503."""
+    """Intake over one persistent gRPC channel; non-client status codes become 503.
 
-    def __init__(self, config: ShimConfig) -> None:
+    The channel follows ``[client_tls]`` and, when auth is on, carries this process's token.
+    """
+
+    def __init__(
+        self, config: ShimConfig, tls: ClientTls | None = None, token: SecretStr | None = None
+    ) -> None:
         self.config = config
+        self.tls = tls
+        self.token = token
         self._channel: grpc.aio.Channel | None = None
 
     async def open(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.config.intake_address)
+        self._channel = open_channel(self.config.intake_address, self.tls, token=self.token)
         self._intake = webhooks_pb2_grpc.WebhookIntakeServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -113,6 +126,9 @@ class GrpcBackend:
             if code in _CLIENT_CODES:
                 raise IntakeRefused(http_status_for(code), exc.details() or code.name.lower()) from None
             log.warning("intake unavailable", extra={"code": code.name})
+            raise IntakeRefused(503, "webhook intake is unavailable; retry later") from None
+        except Exception:  # a local gRPC failure: the provider retries, nothing was acknowledged
+            log.exception("calling intake failed")
             raise IntakeRefused(503, "webhook intake is unavailable; retry later") from None
         return reply
 
@@ -163,7 +179,8 @@ def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
         return response
 
     async def _receive(request: Request) -> Response:
-        token = logs.request_id_var.set(request.headers.get("x-request-id", "")[:64] or logs.new_request_id())
+        given = request.headers.get("x-request-id", "")
+        token = logs.request_id_var.set(given if REQUEST_ID.fullmatch(given) else logs.new_request_id())
         try:
             provider_id = request.path_params["provider_id"]
             if not PROVIDER_ID.match(provider_id):
@@ -174,11 +191,14 @@ def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
             if len(request.headers) > MAX_HEADERS:
                 return _error(400, f"too many headers (at most {MAX_HEADERS})")
             try:
-                body = await _read_body(request, config.max_body_bytes)
+                async with asyncio.timeout(config.body_timeout_s):
+                    body = await _read_body(request, config.max_body_bytes)
             except _BodyTooLarge:
                 return _error(413, f"body larger than {config.max_body_bytes} bytes")
             except ClientDisconnect:
                 return _error(400, "client disconnected before the body was complete")
+            except TimeoutError:
+                return _error(408, f"body not received within {config.body_timeout_s:g} s")
             headers: dict[str, str] = {}
             for name, value in request.headers.items():
                 headers[name] = f"{headers[name]}, {value}" if name in headers else value
@@ -216,7 +236,14 @@ def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
     )
 
 
-def uvicorn_server(config: ShimConfig, backend: Backend | None = None, *, host: str, port: int) -> Any:
+def uvicorn_server(
+    config: ShimConfig,
+    backend: Backend | None = None,
+    *,
+    host: str,
+    port: int,
+    ssl: dict[str, Any] | None = None,
+) -> Any:
     """The uvicorn server for the shim app (the same settings standalone and embedded)."""
     import uvicorn
 
@@ -225,6 +252,7 @@ def uvicorn_server(config: ShimConfig, backend: Backend | None = None, *, host: 
             create_app(config, backend),
             host=host,
             port=port,
+            **(ssl or {}),
             log_config=None,
             access_log=False,
             server_header=False,
@@ -235,6 +263,13 @@ def uvicorn_server(config: ShimConfig, backend: Backend | None = None, *, host: 
     )
 
 
-async def run_shim(config: ShimConfig) -> None:
-    """Serve the shim with uvicorn until SIGTERM/SIGINT (uvicorn handles both)."""
-    await uvicorn_server(config, host=config.host, port=config.port).serve()
+async def run_shim(mesh: MeshConfig) -> None:
+    """Serve the shim with uvicorn until SIGTERM/SIGINT (uvicorn handles both).
+
+    HTTPS (and mutual TLS) from ``[shim.tls]``; intake is dialled per ``[client_tls]``
+    with this process's token when auth is on.
+    """
+    config = mesh.shim
+    backend = GrpcBackend(config, mesh.client_tls, service_token(mesh.auth))
+    server = uvicorn_server(config, backend, host=config.host, port=config.port, ssl=uvicorn_ssl(config.tls))
+    await server.serve()

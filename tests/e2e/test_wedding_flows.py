@@ -8,13 +8,8 @@ for a Stripe payment from a loopback Stripe stand-in.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -26,38 +21,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.core.config import EXAMPLE_CONFIG
 from services.core.local_redis import free_port
 from services.registry.sdk import MeshInstance
 from services.registry.testing import RecordingSink
+from tests.mesh_process import STRIPE_WEBHOOK_SECRET, SUPPLIER_WEBHOOK_SECRET, Mesh, running_mesh
 from tests.waiting import wait_for
 from tests.webhooks.payloads import stripe_body, stripe_headers, supplier_body, supplier_headers
 from wedsync.events.v1 import events_pb2
 from wedsync.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
-STRIPE_WEBHOOK_SECRET = "whsec_e2e_stripe"
-SUPPLIER_WEBHOOK_SECRET = "e2e-supplier-secret"
 STRIPE_API_KEY = "sk_test_e2e_key"
-START_TIMEOUT_S = 60.0
-
-
-@dataclass
-class Mesh:
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def registry(self) -> str:
-        return f"127.0.0.1:{self.env['WEDMESH_REGISTRY__PORT']}"
-
-    @property
-    def gateway(self) -> str:
-        return f"127.0.0.1:{self.env['WEDMESH_GATEWAY__PORT']}"
-
-    @property
-    def shim(self) -> str:
-        return f"http://127.0.0.1:{self.env['WEDMESH_SHIM__PORT']}"
 
 
 async def stripe_stand_in() -> tuple[uvicorn.Server, asyncio.Task[None], int]:
@@ -91,58 +64,15 @@ async def stripe_stand_in() -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     return server, task, port
 
 
-def spawn_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`wedmesh up` with its output in ``log`` (Popen returns at once)."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-        )
-
-
 @pytest.fixture
 async def mesh(redis_url: str, tmp_path: Path) -> AsyncIterator[Mesh]:
-    """`wedmesh up` against the test Redis, with the example config, secrets and a Stripe stand-in."""
+    """The mesh as processes against the test Redis, with a Stripe stand-in behind the gateway."""
     stripe, stripe_task, stripe_port = await stripe_stand_in()
-    env = dict(os.environ)
-    ports = {name: str(free_port()) for name in ("REGISTRY", "GATEWAY", "WEBHOOKS", "SHIM")}
-    env.update({f"WEDMESH_{name}__PORT": port for name, port in ports.items()})
-    env.update(
-        {
-            "REDIS_URL": redis_url,
-            "WEDMESH_CONFIG": str(EXAMPLE_CONFIG),
-            "WEDMESH_REGISTRY__METRICS_PORT": "0",
-            "WEDMESH_GATEWAY__METRICS_PORT": "0",
-            "WEDMESH_WEBHOOKS__METRICS_PORT": "0",
-            "WEDMESH_SHIM__INTAKE_ADDRESS": f"127.0.0.1:{ports['WEBHOOKS']}",
-            "WEDMESH_WEBHOOKS__ROUTER_ADDRESS": f"127.0.0.1:{ports['REGISTRY']}",
-            "WEDMESH_REGISTRY__HEALTH_INTERVAL_S": "0.5",
-            "WEDMESH_SHUTDOWN__DRAIN_DELAY_S": "0.1",
-            "WEDMESH_SHUTDOWN__GRACE_S": "3",
-            "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
-            "SUPPLIER_WEBHOOK_SECRET": SUPPLIER_WEBHOOK_SECRET,
-            "STRIPE_SECRET_KEY": STRIPE_API_KEY,
-            "STRIPE_API_URL": f"http://127.0.0.1:{stripe_port}",
-        }
-    )
-    log = tmp_path / "mesh.log"
-    process = spawn_up(env, log)
-    mesh = Mesh(env, process, log)
+    extra = {"STRIPE_SECRET_KEY": STRIPE_API_KEY, "STRIPE_API_URL": f"http://127.0.0.1:{stripe_port}"}
     try:
-        await wait_for(
-            lambda: process.poll() is not None or '"msg": "mesh up"' in log.read_text(errors="replace"),
-            timeout=START_TIMEOUT_S,
-            what="mesh up",
-        )
-        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-        yield mesh
+        async with running_mesh(redis_url, tmp_path, extra) as mesh:
+            yield mesh
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(process.wait, 60)
         stripe.should_exit = True
         await stripe_task
 

@@ -1,0 +1,100 @@
+"""The whole mesh as real processes (`wedmesh up`, each service its own `serve` child).
+
+Shared by the end-to-end and fault tests: free ports, the committed example config, the
+given Redis, secrets from ``extra_env``, and a clean stop that leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.core.config import EXAMPLE_CONFIG
+from services.core.local_redis import free_port
+from tests.waiting import wait_for
+
+START_TIMEOUT_S = 60.0
+SUPPLIER_WEBHOOK_SECRET = "e2e-supplier-secret"
+STRIPE_WEBHOOK_SECRET = "whsec_e2e_stripe"
+
+
+@dataclass
+class Mesh:
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def registry(self) -> str:
+        return f"127.0.0.1:{self.env['WEDMESH_REGISTRY__PORT']}"
+
+    @property
+    def gateway(self) -> str:
+        return f"127.0.0.1:{self.env['WEDMESH_GATEWAY__PORT']}"
+
+    @property
+    def shim(self) -> str:
+        return f"http://127.0.0.1:{self.env['WEDMESH_SHIM__PORT']}"
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def spawn_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`wedmesh up` with its output in ``log`` (Popen returns at once)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "up"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+
+
+@contextlib.asynccontextmanager
+async def running_mesh(
+    redis_url: str, folder: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Mesh]:
+    """Start the mesh on free ports against ``redis_url``; stop it (SIGTERM) on exit."""
+    env = dict(os.environ)
+    ports = {name: str(free_port()) for name in ("REGISTRY", "GATEWAY", "WEBHOOKS", "SHIM")}
+    env.update({f"WEDMESH_{name}__PORT": port for name, port in ports.items()})
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "WEDMESH_CONFIG": str(EXAMPLE_CONFIG),
+            "WEDMESH_REGISTRY__METRICS_PORT": "0",
+            "WEDMESH_GATEWAY__METRICS_PORT": "0",
+            "WEDMESH_WEBHOOKS__METRICS_PORT": "0",
+            "WEDMESH_SHIM__INTAKE_ADDRESS": f"127.0.0.1:{ports['WEBHOOKS']}",
+            "WEDMESH_WEBHOOKS__ROUTER_ADDRESS": f"127.0.0.1:{ports['REGISTRY']}",
+            "WEDMESH_REGISTRY__HEALTH_INTERVAL_S": "0.5",
+            "WEDMESH_SHUTDOWN__DRAIN_DELAY_S": "0.1",
+            "WEDMESH_SHUTDOWN__GRACE_S": "3",
+            "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+            "SUPPLIER_WEBHOOK_SECRET": SUPPLIER_WEBHOOK_SECRET,
+            **(extra_env or {}),
+        }
+    )
+    process = spawn_up(env, folder / "mesh.log")
+    mesh = Mesh(env, process, folder / "mesh.log")
+    try:
+        await wait_for(
+            lambda: process.poll() is not None or '"msg": "mesh up"' in mesh.text(),
+            timeout=START_TIMEOUT_S,
+            what="mesh up",
+        )
+        assert process.poll() is None, mesh.text()[-3000:]
+        yield mesh
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 60)

@@ -10,7 +10,6 @@ Redis 6.2 server; 6.2 is also the oldest Redis the mesh supports.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -150,27 +149,24 @@ def start_redis_server(
 
 def _spawn(args: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        args,
+        die_with_parent(args),
         cwd=data_dir,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
     )
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM the child if its parent dies, so nothing is left behind."""
-    if not hasattr(os, "sched_getaffinity"):  # not Linux
-        return
-    try:
-        import ctypes
+def die_with_parent(args: list[str]) -> list[str]:
+    """``args`` wrapped so that Linux SIGTERMs the child if its parent dies (nothing left behind).
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except OSError:  # pragma: no cover - exotic libc
-        pass
+    util-linux's ``setpriv --pdeathsig`` sets it and execs the program (the setting survives
+    exec). A ``preexec_fn`` would be the obvious way, but running Python between fork and
+    exec in a process with gRPC threads can crash the child; without setpriv the child
+    simply runs without the guard.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *args] if setpriv else args
 
 
 def _wait_until_ready(server: RedisServer, timeout: float = STARTUP_TIMEOUT_S) -> None:

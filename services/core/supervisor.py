@@ -98,11 +98,10 @@ def _start_private_redis(config: MeshConfig) -> RedisServer:
 
 def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", name],
+        die_with_parent([sys.executable, "-m", "services.cli", "serve", name]),
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=die_with_parent,
     )
 
 

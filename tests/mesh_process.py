@@ -64,6 +64,60 @@ async def running_mesh(
     redis_url: str, folder: Path, extra_env: dict[str, str] | None = None
 ) -> AsyncIterator[Mesh]:
     """Start the mesh on free ports against ``redis_url``; stop it (SIGTERM) on exit."""
+    env = mesh_env(redis_url, extra_env)
+    process = spawn_up(env, folder / "mesh.log")
+    mesh = Mesh(env, process, folder / "mesh.log")
+    try:
+        await wait_for(
+            lambda: process.poll() is not None or '"msg": "mesh up"' in mesh.text(),
+            timeout=START_TIMEOUT_S,
+            what="mesh up",
+        )
+        assert process.poll() is None, mesh.text()[-3000:]
+        yield mesh
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 60)
+
+
+@dataclass
+class ServeProcess:
+    """One `wedmesh serve <name>` process that a fault test can SIGKILL and start again."""
+
+    name: str
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServeProcess:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve", self.name],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def mesh_env(redis_url: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for mesh processes on fresh free ports against ``redis_url``."""
     env = dict(os.environ)
     ports = {name: str(free_port()) for name in ("REGISTRY", "GATEWAY", "WEBHOOKS", "SHIM")}
     env.update({f"WEDMESH_{name}__PORT": port for name, port in ports.items()})
@@ -81,20 +135,7 @@ async def running_mesh(
             "WEDMESH_SHUTDOWN__GRACE_S": "3",
             "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
             "SUPPLIER_WEBHOOK_SECRET": SUPPLIER_WEBHOOK_SECRET,
-            **(extra_env or {}),
+            **(overrides or {}),
         }
     )
-    process = spawn_up(env, folder / "mesh.log")
-    mesh = Mesh(env, process, folder / "mesh.log")
-    try:
-        await wait_for(
-            lambda: process.poll() is not None or '"msg": "mesh up"' in mesh.text(),
-            timeout=START_TIMEOUT_S,
-            what="mesh up",
-        )
-        assert process.poll() is None, mesh.text()[-3000:]
-        yield mesh
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(process.wait, 60)
+    return env

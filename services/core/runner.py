@@ -28,6 +28,11 @@ GRPC_PROCESSES = {
     "gateway": "services.gateway.app",
     "webhooks": "services.webhooks.app",
 }
+# Processes whose event loop is uvloop when it is installed (it ships with
+# uvicorn[standard]). The gateway spends most of its time in the loop (a gRPC call in, a
+# Redis script and an HTTP exchange out): uvloop cut its CPU per call by about 0.3 ms.
+# The registry/router likewise (bench/router.py: 0.89 → 0.76 ms of router CPU per message).
+UVLOOP_PROCESSES = frozenset({"gateway", "registry"})
 
 
 class Background(Protocol):
@@ -91,6 +96,24 @@ class ProcessRuntime:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+
+def loop_factory(process: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for the processes in :data:`UVLOOP_PROCESSES`, else asyncio's default."""
+    if process not in UVLOOP_PROCESSES:
+        return None
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard] (not on Windows)
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def serve_grpc_process(process: str, config: MeshConfig) -> None:
+    """Run :func:`run_grpc_process` to the end on the process's event loop."""
+    with asyncio.Runner(loop_factory=loop_factory(process)) as runner:
+        runner.run(run_grpc_process(process, config))
 
 
 async def run_grpc_process(process: str, config: MeshConfig) -> None:

@@ -54,6 +54,9 @@ def make_instances(
 
 def pick(instances: list[Instance], exclude: Collection[str] = ()) -> Instance | None:
     """The available instance with the fewest in-flight requests, or None."""
+    if len(instances) == 1:  # the common case: no choice to make
+        only = instances[0]
+        return only if only.url not in exclude and only.breaker.available() else None
     candidates = [i for i in instances if i.url not in exclude and i.breaker.available()]
     if not candidates:
         return None

@@ -19,6 +19,7 @@ from services.core.redis_client import AnyRedis
 from services.core.settings_base import ConfigError
 from services.gateway.auth import build_auth
 from services.gateway.balancer import make_instances
+from services.gateway.netbackend import pooled_transport
 from services.gateway.settings import UpstreamConfig
 from services.gateway.stats import RollingStats
 from services.gateway.upstream import Upstream
@@ -54,7 +55,7 @@ async def build_upstream(
             raise ConfigError(
                 f"gateway.upstreams.{service_id}.ca_file: cannot use {config.ca_file}: {exc}"
             ) from exc
-    transport = httpx.AsyncHTTPTransport(limits=limits, http2=config.http2 and _has_h2(), verify=verify)
+    transport = pooled_transport(limits=limits, http2=config.http2 and _has_h2(), verify=verify)
     client = httpx.AsyncClient(transport=transport, follow_redirects=False)
     setup = build_auth(
         service_id,

@@ -48,8 +48,22 @@ def check_method(method: str) -> str:
     return value
 
 
+_checked_paths: dict[str, str] = {}  # path -> its safe form (refused paths are not kept)
+MAX_CACHED_PATHS = 4096
+
+
 def check_path(path: str) -> str:
     """Return ``path`` safe to append to a base URL, or refuse it saying why."""
+    safe = _checked_paths.get(path)
+    if safe is None:
+        safe = _check_path(path)
+        if len(_checked_paths) >= MAX_CACHED_PATHS:
+            _checked_paths.clear()
+        _checked_paths[path] = safe
+    return safe
+
+
+def _check_path(path: str) -> str:
     if not path.startswith("/"):
         raise InvalidArgument(f"path {path!r} must start with '/' and be relative to the upstream")
     if path.startswith("//"):

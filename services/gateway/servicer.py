@@ -48,12 +48,12 @@ class GatewayServicer(gateway_pb2_grpc.IntegrationGatewayServiceServicer):
     ) -> gateway_pb2.InvokeResponse:
         await self.gateway.ensure_built()
         up = self._upstream(request.service_id)
-        owned = up.auth.owned_headers if up.auth else frozenset()
+        headers = hygiene.clean_headers(dict(request.headers), up.dropped_headers) if request.headers else {}
         out = Outgoing(
             method=hygiene.check_method(request.method),
             path=hygiene.check_path(request.path),
             query=[(q.key, q.value) for q in request.query],
-            headers=hygiene.clean_headers(dict(request.headers), owned | {"idempotency-key"}),
+            headers=headers,
             body=request.body,
             idempotency_key=request.idempotency_key,
             client_id=request.client_id or _peer_identity(context),
@@ -116,7 +116,7 @@ def render(result: Result, up: Upstream, out: Outgoing, *, raw_only: bool) -> ga
     response = result.response
     headers = hygiene.response_headers(response.headers.multi_items())
     duration = duration_pb2.Duration()
-    duration.FromTimedelta(datetime.timedelta(seconds=result.duration))
+    duration.FromNanoseconds(round(result.duration * 1e9))
     reply = gateway_pb2.InvokeResponse(
         status_code=response.status_code,
         headers=headers,

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -38,6 +39,7 @@ from services.gateway.stats import RollingStats
 
 log = logging.getLogger("wedmesh.gateway")
 MAX_CACHED_CLIENTS = 4096
+MAX_CACHED_URLS = 4096
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Upstream:
     instances: list[Instance] = field(default_factory=list)
     stats: RollingStats = field(default_factory=lambda: RollingStats(60.0))
     _client_keys: dict[str, str] = field(default_factory=dict)
+    _parsed_urls: dict[str, httpx.URL] = field(default_factory=dict)
     make_instances: Callable[[list[str]], list[Instance]] = lambda urls: []
 
     def set_urls(self, urls: list[str]) -> bool:
@@ -95,6 +98,26 @@ class Upstream:
     @property
     def configured(self) -> bool:
         return not self.missing
+
+    @functools.cached_property
+    def dropped_headers(self) -> frozenset[str]:
+        """Caller headers never forwarded: the ones the auth scheme sets, and the
+        idempotency key (sent from its own field)."""
+        owned = self.auth.owned_headers if self.auth else frozenset()
+        return owned | {"idempotency-key"}
+
+    @functools.cached_property
+    def _service_key(self) -> str:
+        return gateway_key(self.service_id, "rl", "service")
+
+    @functools.cached_property
+    def _metrics(self) -> tuple[Any, Any, Any]:
+        """The labelled metric children of this upstream (ok, failed, latency), built once."""
+        return (
+            metrics.ATTEMPTS.labels(self.service_id, "ok"),
+            metrics.ATTEMPTS.labels(self.service_id, "failed"),
+            metrics.LATENCY.labels(self.service_id),
+        )
 
     async def call(self, out: Outgoing) -> Result:
         if self.missing:
@@ -185,7 +208,7 @@ class Upstream:
             return
         decision = await self.limiter.acquire(
             [
-                Limit(gateway_key(self.service_id, "rl", "service"), rl.requests),
+                Limit(self._service_key, rl.requests),
                 Limit(self._client_key(client_id), rl.per_client_requests),
             ]
         )
@@ -211,6 +234,15 @@ class Upstream:
                 self._client_keys.clear()
             self._client_keys[client_id] = key
         return key
+
+    def _url(self, url: str) -> httpx.URL:
+        """``url`` parsed once (httpx parses and validates every string it is given)."""
+        parsed = self._parsed_urls.get(url)
+        if parsed is None:
+            if len(self._parsed_urls) >= MAX_CACHED_URLS:
+                self._parsed_urls.clear()
+            parsed = self._parsed_urls[url] = httpx.URL(url)
+        return parsed
 
     def _fits(self, wait: float) -> bool:
         left = deadlines.time_left()
@@ -250,7 +282,7 @@ class Upstream:
         connect = min(timeout, self.config.connect_timeout_s)
         request = httpx.Request(
             out.method,
-            instance.url + out.path,
+            self._url(instance.url + out.path),
             params=tuple(out.query) if out.query else None,
             headers=headers,
             content=out.body or None,
@@ -289,5 +321,6 @@ class Upstream:
     def _record(self, instance: Instance, ok: bool, latency: float, error: str) -> None:
         instance.stats.record(ok, latency, error)
         self.stats.record(ok, latency, f"{instance.url}: {error}" if error else "")
-        metrics.ATTEMPTS.labels(self.service_id, "ok" if ok else "failed").inc()
-        metrics.LATENCY.labels(self.service_id).observe(latency)
+        attempts_ok, attempts_failed, latency_seconds = self._metrics
+        (attempts_ok if ok else attempts_failed).inc()
+        latency_seconds.observe(latency)

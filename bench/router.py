@@ -5,8 +5,9 @@
 Starts a private redis-server (AOF everysec, as in production), one registry/router
 process (``wedmesh serve registry``), two SDK sink processes with a no-op handler, then:
 
-1. throughput: ``--messages`` Sends with 128 in flight; messages/s from the first Send to
-   the last Deliver;
+1. throughput: ``--messages`` Sends with 64 in flight; messages/s from the first Send to
+   the last Deliver; then the same count again as ``SendBatch`` calls of 100 messages,
+   4 calls in flight;
 2. latency: an open loop at ``--rate`` messages/s for ``--seconds`` (each message is sent
    at its scheduled time whether or not earlier ones finished; latency is counted from
    that scheduled time, so a stalled sender cannot hide queueing);
@@ -36,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 SERVICE = "bench-sink"
 CONCURRENCY = 64
+BATCH = 100
+BATCH_CONCURRENCY = 4
 ARQ_SETTINGS = {"max_jobs": 1000, "poll_delay": 0.002, "keep_result": 0, "max_burst_jobs": -1}
 ROUTER_ENV = {
     "WEDMESH_LOGGING__LEVEL": "WARNING",
@@ -232,7 +235,9 @@ async def wait_count(children: list[Child], expected: int, timeout: float = 60.0
     return merged
 
 
-async def bench_router(redis_url: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+async def bench_router(
+    redis_url: str, args: argparse.Namespace
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     import grpc
 
     from services.core.local_redis import free_port
@@ -260,10 +265,18 @@ async def bench_router(redis_url: str, args: argparse.Namespace) -> tuple[dict[s
             raise SystemExit("sinks never became healthy")
         await asyncio.sleep(0.1)
 
-    async def send(at: float) -> None:
+    def make(at: float) -> Any:
         message = message_pb2.Message(to_service=SERVICE, event_type="bench", payload=b"x" * 128)
         message.created_at.FromMicroseconds(int(at * 1e6))
-        await router.Send(router_pb2.SendRequest(message=message))
+        return message
+
+    async def send(at: float) -> None:
+        await router.Send(router_pb2.SendRequest(message=make(at)))
+
+    async def send_batch(at: float) -> None:
+        messages = [make(time.time()) for _ in range(BATCH)]
+        reply = await router.SendBatch(router_pb2.SendBatchRequest(messages=messages))
+        assert all(r.error_code == 0 for r in reply.results)
 
     try:
         await closed_loop(send, 200, 16)  # warm-up
@@ -273,14 +286,20 @@ async def bench_router(redis_url: str, args: argparse.Namespace) -> tuple[dict[s
         throughput = summary(await wait_count(sinks, args.messages), started)
         cpu1 = [c.cpu() for c in (router_proc, *sinks)] + [time.process_time()]
         per = [round(1000 * (b - a) / args.messages, 3) for a, b in zip(cpu0, cpu1, strict=True)]
-        print(f"router CPU ms/msg: router {per[0]}, sinks {per[1]} + {per[2]}, sender {per[3]}")
+        print(f"router CPU ms/msg (Send): router {per[0]}, sinks {per[1]} + {per[2]}, sender {per[3]}")
+        cpu0 = [c.cpu() for c in (router_proc, *sinks)] + [time.process_time()]
+        started = await closed_loop(send_batch, args.messages // BATCH, BATCH_CONCURRENCY)
+        batched = summary(await wait_count(sinks, args.messages // BATCH * BATCH), started)
+        cpu1 = [c.cpu() for c in (router_proc, *sinks)] + [time.process_time()]
+        per = [round(1000 * (b - a) / args.messages, 3) for a, b in zip(cpu0, cpu1, strict=True)]
+        print(f"router CPU ms/msg (SendBatch): router {per[0]}, sinks {per[1]} + {per[2]}, sender {per[3]}")
         started, n = await open_loop(send, args.rate, args.seconds)
         latency = summary(await wait_count(sinks, n), started)
     finally:
         await channel.close()
         for child in [*sinks, router_proc]:
             child.stop()
-    return throughput, latency
+    return throughput, batched, latency
 
 
 async def bench_arq(redis_url: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
@@ -328,14 +347,20 @@ async def drive(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_redis_server(Path(tmp))
         try:
-            router_t, router_l = await bench_router(server.url, args)
+            router_t, router_b, router_l = await bench_router(server.url, args)
+            if args.router_only:
+                show("router", router_t, router_l, args.rate)
+                return
             arq_t, arq_l = await bench_arq(server.url, args)
         finally:
             server.stop()
     print(f"arq {arq.VERSION} settings: {ARQ_SETTINGS}")
     show("router", router_t, router_l, args.rate)
+    batched = f"{router_b['rate']:7.0f} msg/s ({router_b['count']} msgs)"
+    print(f"router  throughput {batched} with SendBatch of {BATCH}")
     show("arq", arq_t, arq_l, args.rate)
-    print(f"throughput ratio router/arq: {router_t['rate'] / arq_t['rate']:.2f}x")
+    print(f"throughput ratio router/arq: {router_t['rate'] / arq_t['rate']:.2f}x (Send)")
+    print(f"throughput ratio router/arq: {router_b['rate'] / arq_t['rate']:.2f}x (SendBatch)")
 
 
 def main() -> None:
@@ -349,6 +374,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=8000, help="throughput phase size")
     parser.add_argument("--rate", type=float, default=500.0, help="open-loop rate, messages/s")
     parser.add_argument("--seconds", type=float, default=6.0, help="open-loop duration")
+    parser.add_argument("--router-only", action="store_true", help="skip arq (for quick iterations)")
     args = parser.parse_args()
     args.router_log = open(os.devnull, "w") if args.role == "driver" else None
     if os.environ.get("BENCH_ROUTER_LOG"):

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from services.core.redis_client import AnyRedis
 
@@ -91,10 +92,7 @@ class AutoPipeline:
 
     async def _send(self, batch: list[tuple[Sequence[Any], asyncio.Future[Any]]]) -> None:
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for args, _ in batch:
-                    pipe.evalsha(*args)
-                replies = await pipe.execute(raise_on_error=False)
+            replies = await self._round_trip(batch)
         except BaseException as exc:  # the whole round trip failed: every caller sees it
             for _, future in batch:
                 if not future.done():
@@ -109,6 +107,51 @@ class AutoPipeline:
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+    async def _round_trip(self, batch: list[tuple[Sequence[Any], asyncio.Future[Any]]]) -> list[Any]:
+        """Write every EVALSHA of the batch in one packet and read the replies in order.
+
+        What a redis-py pipeline does, minus its generic command packing (~3x slower for
+        these 20-30 argument calls; the router's hottest Redis cost).
+        """
+        pool = self._client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(
+                b"".join(pack_evalsha(args) for args, _ in batch), check_health=False
+            )
+            replies: list[Any] = []
+            for _ in batch:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect()  # replies may be left unread: never reuse it
+            raise
+        finally:
+            await pool.release(connection)
+        return replies
+
+
+def pack_evalsha(args: Sequence[Any]) -> bytes:
+    """RESP encoding of ``EVALSHA *args`` (str as UTF-8, int, float as repr, bytes as is)."""
+    out = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (len(args) + 1)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode()
+        elif isinstance(arg, bool):
+            raise TypeError("bool is not a valid Redis argument")
+        elif isinstance(arg, int):
+            data = b"%d" % arg
+        elif isinstance(arg, float):
+            data = repr(arg).encode()
+        else:
+            data = bytes(arg)
+        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 def batching(client: AnyRedis) -> Any:

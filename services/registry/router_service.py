@@ -8,7 +8,7 @@ import uuid
 
 import grpc
 
-from services.core.errors import InvalidArgument, ResourceExhausted
+from services.core.errors import InvalidArgument, MeshError, ResourceExhausted
 from services.registry.codec import BY_NAME, TO_QUEUE, max_attempts
 from services.registry.dispatcher import Dispatcher
 from services.registry.routes import RoutesTable
@@ -19,6 +19,7 @@ from wedsync.registry.v1 import message_pb2, router_pb2, router_pb2_grpc
 
 EVENT_CONTENT_TYPE = "application/x-protobuf; messageType=wedsync.events.v1.WeddingEvent"
 MAX_KEY_CHARS = 512
+MAX_BATCH = 1000
 CANONICAL_PREFIXES = ("payment.", "booking.", "availability.", "email.")
 
 
@@ -77,6 +78,24 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     ) -> router_pb2.SendResponse:
         message_id, duplicate = await self.enqueue(request.message)
         return router_pb2.SendResponse(message_id=message_id, duplicate=duplicate)
+
+    async def SendBatch(
+        self, request: router_pb2.SendBatchRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.SendBatchResponse:
+        if len(request.messages) > MAX_BATCH:
+            raise InvalidArgument(f"a SendBatch holds at most {MAX_BATCH} messages")
+        results = await asyncio.gather(*(self.enqueue(m) for m in request.messages), return_exceptions=True)
+        out = router_pb2.SendBatchResponse()
+        for result in results:
+            item = out.results.add()
+            if isinstance(result, MeshError):
+                item.error_code = result.grpc_code.value[0]
+                item.error_message = str(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                item.message_id, item.duplicate = result
+        return out
 
     async def Publish(
         self, request: router_pb2.PublishRequest, context: grpc.aio.ServicerContext

@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 
 import grpc
@@ -42,6 +42,7 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 RPC_TIMEOUT_S = 5.0
 RETRY_REGISTER_S = 1.0
+ACCEPTED = sink_pb2.DeliverResponse(ack=sink_pb2.DELIVERY_ACK_ACCEPTED)
 
 __all__ = ["SINK_SERVICE", "Handler", "MeshInstance", "Message", "Reject", "Retry", "SinkServicer"]
 
@@ -64,16 +65,29 @@ class Reject(Exception):
 
 
 class SinkServicer(sink_pb2_grpc.MessageSinkServiceServicer):
-    """``MessageSinkService.Deliver`` calling a plain async handler."""
+    """``MessageSinkService`` (unary ``Deliver`` and ``DeliverStream``) calling a plain async handler.
+
+    On a stream every delivery runs as its own task (the router's window bounds how many
+    are outstanding); acks that complete in the same event-loop turn go back in one
+    response. :meth:`drain` (called by :meth:`MeshInstance.stop`) finishes what each
+    stream is running, answers it and ends the stream; deliveries arriving after that are
+    left unanswered, which the router treats as UNAVAILABLE and fails over.
+    """
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
+        self._draining = False
+        self._wakers: set[asyncio.Event] = set()
 
-    async def Deliver(
-        self, request: sink_pb2.DeliverRequest, context: grpc.aio.ServicerContext
-    ) -> sink_pb2.DeliverResponse:
+    def drain(self) -> None:
+        self._draining = True
+        for wake in self._wakers:
+            wake.set()
+
+    async def answer(self, message: message_pb2.Message) -> sink_pb2.DeliverResponse:
+        """Run the handler on one message; the reply Deliver would give."""
         try:
-            await self.handler(request.message)
+            await self.handler(message)
         except Retry as exc:
             reply = sink_pb2.DeliverResponse(ack=sink_pb2.DELIVERY_ACK_RETRY, reason=exc.reason)
             if exc.retry_after is not None:
@@ -82,9 +96,68 @@ class SinkServicer(sink_pb2_grpc.MessageSinkServiceServicer):
         except Reject as exc:
             return sink_pb2.DeliverResponse(ack=sink_pb2.DELIVERY_ACK_REJECT, reason=exc.reason)
         except Exception as exc:  # the handler's bug or outage: retry later
-            log.exception("handler failed", extra={"message_id": request.message.message_id})
+            log.exception("handler failed", extra={"message_id": message.message_id})
             return sink_pb2.DeliverResponse(ack=sink_pb2.DELIVERY_ACK_RETRY, reason=type(exc).__name__)
-        return sink_pb2.DeliverResponse(ack=sink_pb2.DELIVERY_ACK_ACCEPTED)
+        return ACCEPTED
+
+    async def Deliver(
+        self, request: sink_pb2.DeliverRequest, context: grpc.aio.ServicerContext
+    ) -> sink_pb2.DeliverResponse:
+        return await self.answer(request.message)
+
+    async def DeliverStream(  # type: ignore[override]
+        self,
+        request_iterator: AsyncIterator[sink_pb2.DeliverStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[sink_pb2.DeliverStreamResponse]:
+        outbox: list[sink_pb2.StreamAck] = []
+        running: set[asyncio.Task[None]] = set()
+        wake = asyncio.Event()
+        reading = True
+
+        async def one(delivery: sink_pb2.StreamDelivery) -> None:
+            reply = await self.answer(delivery.message)
+            ack = sink_pb2.StreamAck(
+                delivery_id=delivery.delivery_id, message_id=delivery.message.message_id, ack=reply.ack
+            )
+            if reply.ack != sink_pb2.DELIVERY_ACK_ACCEPTED:
+                ack.reason = reply.reason
+                if reply.HasField("retry_after"):
+                    ack.retry_after.CopyFrom(reply.retry_after)
+            outbox.append(ack)
+            wake.set()
+
+        async def read() -> None:
+            nonlocal reading
+            try:
+                async for request in request_iterator:
+                    if self._draining:
+                        continue  # left unanswered: the router fails them over
+                    for delivery in request.deliveries:
+                        task = asyncio.create_task(one(delivery))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+            finally:
+                reading = False
+                wake.set()
+
+        self._wakers.add(wake)
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if outbox:
+                    acks = outbox[:]
+                    outbox.clear()
+                    yield sink_pb2.DeliverStreamResponse(acks=acks)
+                if (not reading or self._draining) and not running and not outbox:
+                    return
+        finally:
+            self._wakers.discard(wake)
+            reader.cancel()
+            for task in list(running):
+                task.cancel()
 
 
 def _default_instance_id(service_name: str) -> str:
@@ -126,6 +199,7 @@ class MeshInstance:
         self._channel: grpc.aio.Channel | None = None
         self._registry: registry_pb2_grpc.RegistryServiceStub | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self._servicer = SinkServicer(handler)
 
     @property
     def address(self) -> str:
@@ -144,7 +218,7 @@ class MeshInstance:
     async def start(self) -> MeshInstance:
         """Serve, report SERVING, register and keep the lease alive."""
         server = grpc.aio.server()
-        sink_pb2_grpc.add_MessageSinkServiceServicer_to_server(SinkServicer(self._handler), server)
+        sink_pb2_grpc.add_MessageSinkServiceServicer_to_server(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         for add in self._extra:
             add(server)
@@ -195,21 +269,30 @@ class MeshInstance:
                     log.warning("heartbeat failed: %s", exc.code().name)
 
     async def stop(self, grace: float = 2.0) -> None:
-        """Deregister, go NOT_SERVING, then stop the server within ``grace`` s."""
-        if self._keeper is not None:
-            self._keeper.cancel()
+        """Deregister, go NOT_SERVING, then stop the server within ``grace`` s (once).
+
+        Open delivery streams finish the deliveries they are running, answer them and end;
+        the router sends the rest to other instances.
+        """
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+                await keeper
         if self._registry is not None and self.lease is not None:
+            lease, self.lease = self.lease, None
             with contextlib.suppress(grpc.aio.AioRpcError):
                 await self._registry.Deregister(
-                    registry_pb2.DeregisterRequest(lease_id=self.lease.lease_id), timeout=RPC_TIMEOUT_S
+                    registry_pb2.DeregisterRequest(lease_id=lease.lease_id), timeout=RPC_TIMEOUT_S
                 )
-        if self._server is not None:
+        server, self._server = self._server, None
+        if server is not None:
             await self.health.enter_graceful_shutdown()
-            await self._server.stop(grace)
-        if self._channel is not None:
-            await self._channel.close()
+            self._servicer.drain()
+            await server.stop(grace)
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
 
     async def __aenter__(self) -> MeshInstance:
         return await self.start()

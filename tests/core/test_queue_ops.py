@@ -294,3 +294,27 @@ async def test_outcome_of_a_lost_lease_is_a_no_op(queue: DurableQueue) -> None:
     assert await queue.renew([old]) == {old.entry_id} and old.lease_lost
     assert not await queue.ack(old)
     assert (await queue.stats()).in_flight == 1
+
+
+async def test_ack_many_settles_a_batch_in_one_script(queue: DurableQueue) -> None:
+    """ack_many acks every held entry (per delivery result), releases ordering keys, skips lost ones."""
+    await queue.enqueue(b"lost")
+    [lost] = (await queue.claim("b", 1, lease=0.05)).deliveries
+
+    async def reclaimed() -> bool:
+        return bool((await queue.claim("c", 1, lease=0.05)).deliveries)
+
+    await wait_for(reclaimed, timeout=5, what="reclaimed by c")
+    for i in range(6):
+        await queue.enqueue(b"m%d" % i, list(Priority)[i % 3])
+    await queue.enqueue(b"k1", ordering_key="k")
+    await queue.enqueue(b"k2", ordering_key="k")  # waits behind k1
+    claimed = (await queue.claim("a", 20, lease=5)).deliveries
+    assert sorted(d.payload for d in claimed) == sorted([b"m%d" % i for i in range(6)] + [b"k1"])
+    assert await queue.ack_many([*claimed, lost]) == [True] * len(claimed) + [False]
+    [k2] = (await queue.claim("a", 5, lease=5)).deliveries  # k1's ack released k2
+    assert k2.payload == b"k2"
+    assert await queue.ack_many([k2]) == [True]
+    assert await queue.ack_many([]) == []
+    stats = await queue.stats()
+    assert (stats.depth, stats.in_flight) == (1, 1)  # only the reclaimed one, held by c

@@ -17,7 +17,8 @@ every script touches one Cluster slot; every script declares all of them in KEYS
     wm:q:{<q>}:idem:<sha256>       string with a TTL: idempotency key -> first message id
 
 Scripts (``lua/<op>.lua``, each prefixed with ``lua/_common.lua``, called by EVALSHA):
-enqueue, claim, ack, retry, dead, renew, replay, forget. Work streams are never trimmed:
+enqueue, claim, ack, ack_many (a Worker acks what finishes in one loop turn with one call), retry,
+dead, renew, replay, forget. Work streams are never trimmed:
 ack is XACK + XDEL, so XLEN is the real depth and a drained queue holds no entries.
 
 Priority: one claim budget of ``count`` is split by weight (default 70/20/10, the rounding

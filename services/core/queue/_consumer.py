@@ -77,6 +77,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._idle = False
+        self._acks: list[tuple[Delivery, asyncio.Future[bool]]] = []
+        self._acks_scheduled = False
 
     def __repr__(self) -> str:
         return f"Worker(queue={self.queue.name!r}, consumer={self.consumer!r})"
@@ -191,12 +193,48 @@ class Worker:
             if delivery.lease_lost:
                 log.warning("queue %s: lease lost on %s", self.queue.name, delivery.message_id)
             try:
-                await self.queue.settle(delivery, error)
+                if error is None:
+                    await self._ack(delivery)
+                else:
+                    await self.queue.settle(delivery, error)
             except MeshError as exc:  # stays pending; reclaimed after a lease
                 log.warning("queue %s: could not settle %s: %s", self.queue.name, delivery.message_id, exc)
         finally:
             self._in_flight.pop(delivery.entry_id, None)
             self._slot_free.set()
+
+    async def _ack(self, delivery: Delivery) -> bool:
+        """Ack with the other deliveries that finish in this event-loop turn (one script)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._acks.append((delivery, future))
+        if not self._acks_scheduled:
+            self._acks_scheduled = True
+            loop.call_soon(self._flush_acks)
+        return await future
+
+    def _flush_acks(self) -> None:
+        self._acks_scheduled = False
+        batch, self._acks = self._acks, []
+        task = asyncio.create_task(self._send_acks(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_acks(self, batch: list[tuple[Delivery, asyncio.Future[bool]]]) -> None:
+        try:
+            done = await self.queue.ack_many([d for d, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), acked in zip(batch, done, strict=True):
+            if not future.done():
+                future.set_result(acked)
 
     async def _renew_forever(self) -> None:
         interval = self.lease / 3

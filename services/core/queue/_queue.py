@@ -240,6 +240,23 @@ class DurableQueue:
         with translate_redis_errors("ack"):
             return bool(await self._scripts.ack(keys=self._slot_keys, args=args))
 
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
+        """Ack many deliveries in one script per consumer; per delivery, as :meth:`ack`."""
+        by_consumer: dict[str, list[int]] = {}
+        for index, d in enumerate(deliveries):
+            by_consumer.setdefault(d.consumer, []).append(index)
+        done = [False] * len(deliveries)
+        for consumer, indexes in by_consumer.items():
+            args: list[EncodableT] = [self.group, consumer]
+            for index in indexes:
+                d = deliveries[index]
+                args += [d.stream_index, d.entry_id, d.message_id, d.ordering_key or ""]
+            with translate_redis_errors("ack"):
+                reply = await self._scripts.ack_many(keys=self._slot_keys, args=args)
+            for index, acked in zip(indexes, reply, strict=True):
+                done[index] = bool(acked)
+        return done
+
     async def retry(self, delivery: Delivery, delay: float, error: str = "") -> bool:
         """Park the message for ``delay`` s, then hand it out again as the next attempt."""
         args: list[EncodableT] = [

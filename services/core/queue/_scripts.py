@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-OPERATIONS = ("enqueue", "claim", "ack", "retry", "dead", "renew", "replay", "forget", "stats")
+OPERATIONS = ("enqueue", "claim", "ack", "ack_many", "retry", "dead", "renew", "replay", "forget", "stats")
 
 
 @functools.cache
@@ -31,6 +31,7 @@ class Scripts:
     enqueue: AsyncScript
     claim: AsyncScript
     ack: AsyncScript
+    ack_many: AsyncScript
     retry: AsyncScript
     dead: AsyncScript
     renew: AsyncScript

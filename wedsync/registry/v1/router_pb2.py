@@ -28,7 +28,7 @@ from wedsync.events.v1 import events_pb2 as wedsync_dot_events_dot_v1_dot_events
 from wedsync.registry.v1 import message_pb2 as wedsync_dot_registry_dot_v1_dot_message__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n wedsync/registry/v1/router.proto\x12\x13wedsync.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ewedsync/events/v1/events.proto\x1a!wedsync/registry/v1/message.proto\"<\n\x0bSendRequest\x12-\n\x07message\x18\x01 \x01(\x0b\x32\x1c.wedsync.registry.v1.Message\"5\n\x0cSendResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\x91\x01\n\x0ePublishRequest\x12.\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1f.wedsync.events.v1.WeddingEvent\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x36\n\x08priority\x18\x03 \x01(\x0e\x32$.wedsync.registry.v1.MessagePriority\"L\n\rPublishTarget\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"[\n\x0fPublishResponse\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\x12\x33\n\x07targets\x18\x02 \x03(\x0b\x32\".wedsync.registry.v1.PublishTarget\",\n\x14GetQueueStatsRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\"\xd2\x01\n\nQueueStats\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x36\n\x08priority\x18\x02 \x01(\x0e\x32$.wedsync.registry.v1.MessagePriority\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\x03\x12\x11\n\tin_flight\x18\x04 \x01(\x03\x12\x0f\n\x07\x64\x65layed\x18\x05 \x01(\x03\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x06 \x01(\x03\x12-\n\noldest_age\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"G\n\x15GetQueueStatsResponse\x12.\n\x05stats\x18\x01 \x03(\x0b\x32\x1f.wedsync.registry.v1.QueueStats\"\xb6\x01\n\nDeadLetter\x12\n\n\x02id\x18\x01 \x01(\t\x12-\n\x07message\x18\x02 \x01(\x0b\x32\x1c.wedsync.registry.v1.Message\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x12\n\nlast_error\x18\x04 \x01(\t\x12-\n\tfailed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10last_instance_id\x18\x06 \x01(\t\"U\n\x16ListDeadLettersRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x17ListDeadLettersResponse\x12\x35\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1f.wedsync.registry.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"=\n\x18ReplayDeadLettersRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"`\n\x19ReplayDeadLettersResponse\x12\x16\n\x0ereplayed_count\x18\x01 \x01(\x05\x12\x14\n\x0creplayed_ids\x18\x02 \x03(\t\x12\x15\n\rnot_found_ids\x18\x03 \x03(\t\"I\n\x17PurgeDeadLettersRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"[\n\x18PurgeDeadLettersResponse\x12\x14\n\x0cpurged_count\x18\x01 \x01(\x05\x12\x12\n\npurged_ids\x18\x02 \x03(\t\x12\x15\n\rnot_found_ids\x18\x03 \x03(\t2\xed\x04\n\rRouterService\x12K\n\x04Send\x12 .wedsync.registry.v1.SendRequest\x1a!.wedsync.registry.v1.SendResponse\x12T\n\x07Publish\x12#.wedsync.registry.v1.PublishRequest\x1a$.wedsync.registry.v1.PublishResponse\x12\x66\n\rGetQueueStats\x12).wedsync.registry.v1.GetQueueStatsRequest\x1a*.wedsync.registry.v1.GetQueueStatsResponse\x12l\n\x0fListDeadLetters\x12+.wedsync.registry.v1.ListDeadLettersRequest\x1a,.wedsync.registry.v1.ListDeadLettersResponse\x12r\n\x11ReplayDeadLetters\x12-.wedsync.registry.v1.ReplayDeadLettersRequest\x1a..wedsync.registry.v1.ReplayDeadLettersResponse\x12o\n\x10PurgeDeadLetters\x12,.wedsync.registry.v1.PurgeDeadLettersRequest\x1a-.wedsync.registry.v1.PurgeDeadLettersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n wedsync/registry/v1/router.proto\x12\x13wedsync.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ewedsync/events/v1/events.proto\x1a!wedsync/registry/v1/message.proto\"<\n\x0bSendRequest\x12-\n\x07message\x18\x01 \x01(\x0b\x32\x1c.wedsync.registry.v1.Message\"5\n\x0cSendResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"B\n\x10SendBatchRequest\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.wedsync.registry.v1.Message\"c\n\x0fSendBatchResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\"J\n\x11SendBatchResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.wedsync.registry.v1.SendBatchResult\"\x91\x01\n\x0ePublishRequest\x12.\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1f.wedsync.events.v1.WeddingEvent\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x36\n\x08priority\x18\x03 \x01(\x0e\x32$.wedsync.registry.v1.MessagePriority\"L\n\rPublishTarget\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"[\n\x0fPublishResponse\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\x12\x33\n\x07targets\x18\x02 \x03(\x0b\x32\".wedsync.registry.v1.PublishTarget\",\n\x14GetQueueStatsRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\"\xd2\x01\n\nQueueStats\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x36\n\x08priority\x18\x02 \x01(\x0e\x32$.wedsync.registry.v1.MessagePriority\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\x03\x12\x11\n\tin_flight\x18\x04 \x01(\x03\x12\x0f\n\x07\x64\x65layed\x18\x05 \x01(\x03\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x06 \x01(\x03\x12-\n\noldest_age\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"G\n\x15GetQueueStatsResponse\x12.\n\x05stats\x18\x01 \x03(\x0b\x32\x1f.wedsync.registry.v1.QueueStats\"\xb6\x01\n\nDeadLetter\x12\n\n\x02id\x18\x01 \x01(\t\x12-\n\x07message\x18\x02 \x01(\x0b\x32\x1c.wedsync.registry.v1.Message\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x12\n\nlast_error\x18\x04 \x01(\t\x12-\n\tfailed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10last_instance_id\x18\x06 \x01(\t\"U\n\x16ListDeadLettersRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x17ListDeadLettersResponse\x12\x35\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1f.wedsync.registry.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"=\n\x18ReplayDeadLettersRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"`\n\x19ReplayDeadLettersResponse\x12\x16\n\x0ereplayed_count\x18\x01 \x01(\x05\x12\x14\n\x0creplayed_ids\x18\x02 \x03(\t\x12\x15\n\rnot_found_ids\x18\x03 \x03(\t\"I\n\x17PurgeDeadLettersRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"[\n\x18PurgeDeadLettersResponse\x12\x14\n\x0cpurged_count\x18\x01 \x01(\x05\x12\x12\n\npurged_ids\x18\x02 \x03(\t\x12\x15\n\rnot_found_ids\x18\x03 \x03(\t2\xc9\x05\n\rRouterService\x12K\n\x04Send\x12 .wedsync.registry.v1.SendRequest\x1a!.wedsync.registry.v1.SendResponse\x12Z\n\tSendBatch\x12%.wedsync.registry.v1.SendBatchRequest\x1a&.wedsync.registry.v1.SendBatchResponse\x12T\n\x07Publish\x12#.wedsync.registry.v1.PublishRequest\x1a$.wedsync.registry.v1.PublishResponse\x12\x66\n\rGetQueueStats\x12).wedsync.registry.v1.GetQueueStatsRequest\x1a*.wedsync.registry.v1.GetQueueStatsResponse\x12l\n\x0fListDeadLetters\x12+.wedsync.registry.v1.ListDeadLettersRequest\x1a,.wedsync.registry.v1.ListDeadLettersResponse\x12r\n\x11ReplayDeadLetters\x12-.wedsync.registry.v1.ReplayDeadLettersRequest\x1a..wedsync.registry.v1.ReplayDeadLettersResponse\x12o\n\x10PurgeDeadLetters\x12,.wedsync.registry.v1.PurgeDeadLettersRequest\x1a-.wedsync.registry.v1.PurgeDeadLettersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,32 +39,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENDREQUEST']._serialized_end=249
   _globals['_SENDRESPONSE']._serialized_start=251
   _globals['_SENDRESPONSE']._serialized_end=304
-  _globals['_PUBLISHREQUEST']._serialized_start=307
-  _globals['_PUBLISHREQUEST']._serialized_end=452
-  _globals['_PUBLISHTARGET']._serialized_start=454
-  _globals['_PUBLISHTARGET']._serialized_end=530
-  _globals['_PUBLISHRESPONSE']._serialized_start=532
-  _globals['_PUBLISHRESPONSE']._serialized_end=623
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=625
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=669
-  _globals['_QUEUESTATS']._serialized_start=672
-  _globals['_QUEUESTATS']._serialized_end=882
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=884
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=955
-  _globals['_DEADLETTER']._serialized_start=958
-  _globals['_DEADLETTER']._serialized_end=1140
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1142
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1227
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=1229
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=1334
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=1336
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=1397
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=1399
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=1495
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=1497
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=1570
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=1572
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=1663
-  _globals['_ROUTERSERVICE']._serialized_start=1666
-  _globals['_ROUTERSERVICE']._serialized_end=2287
+  _globals['_SENDBATCHREQUEST']._serialized_start=306
+  _globals['_SENDBATCHREQUEST']._serialized_end=372
+  _globals['_SENDBATCHRESULT']._serialized_start=374
+  _globals['_SENDBATCHRESULT']._serialized_end=473
+  _globals['_SENDBATCHRESPONSE']._serialized_start=475
+  _globals['_SENDBATCHRESPONSE']._serialized_end=549
+  _globals['_PUBLISHREQUEST']._serialized_start=552
+  _globals['_PUBLISHREQUEST']._serialized_end=697
+  _globals['_PUBLISHTARGET']._serialized_start=699
+  _globals['_PUBLISHTARGET']._serialized_end=775
+  _globals['_PUBLISHRESPONSE']._serialized_start=777
+  _globals['_PUBLISHRESPONSE']._serialized_end=868
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=870
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=914
+  _globals['_QUEUESTATS']._serialized_start=917
+  _globals['_QUEUESTATS']._serialized_end=1127
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1129
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1200
+  _globals['_DEADLETTER']._serialized_start=1203
+  _globals['_DEADLETTER']._serialized_end=1385
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1387
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1472
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=1474
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=1579
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=1581
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=1642
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=1644
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=1740
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=1742
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=1815
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=1817
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=1908
+  _globals['_ROUTERSERVICE']._serialized_start=1911
+  _globals['_ROUTERSERVICE']._serialized_end=2624
 # @@protoc_insertion_point(module_scope)

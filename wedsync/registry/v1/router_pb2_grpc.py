@@ -47,6 +47,11 @@ class RouterServiceStub:
                 request_serializer=wedsync_dot_registry_dot_v1_dot_router__pb2.SendRequest.SerializeToString,
                 response_deserializer=wedsync_dot_registry_dot_v1_dot_router__pb2.SendResponse.FromString,
                 _registered_method=True)
+        self.SendBatch = channel.unary_unary(
+                '/wedsync.registry.v1.RouterService/SendBatch',
+                request_serializer=wedsync_dot_registry_dot_v1_dot_router__pb2.SendBatchRequest.SerializeToString,
+                response_deserializer=wedsync_dot_registry_dot_v1_dot_router__pb2.SendBatchResponse.FromString,
+                _registered_method=True)
         self.Publish = channel.unary_unary(
                 '/wedsync.registry.v1.RouterService/Publish',
                 request_serializer=wedsync_dot_registry_dot_v1_dot_router__pb2.PublishRequest.SerializeToString,
@@ -88,6 +93,18 @@ class RouterServiceServicer:
     def Send(self, request, context):
         """Send queues one message for one service. Returns once persisted.
         Errors: INVALID_ARGUMENT empty to_service, negative max_retries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendBatch(self, request, context):
+        """SendBatch queues many messages in one call (at most 1000): each is
+        validated, stamped and persisted exactly as by Send, independently of
+        the others, and the call returns once all are persisted. Results are in
+        request order; a message that Send would refuse gets its status in its
+        result and is not queued. Errors: INVALID_ARGUMENT more than 1000
+        messages.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,6 +157,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.Send,
                     request_deserializer=wedsync_dot_registry_dot_v1_dot_router__pb2.SendRequest.FromString,
                     response_serializer=wedsync_dot_registry_dot_v1_dot_router__pb2.SendResponse.SerializeToString,
+            ),
+            'SendBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendBatch,
+                    request_deserializer=wedsync_dot_registry_dot_v1_dot_router__pb2.SendBatchRequest.FromString,
+                    response_serializer=wedsync_dot_registry_dot_v1_dot_router__pb2.SendBatchResponse.SerializeToString,
             ),
             'Publish': grpc.unary_unary_rpc_method_handler(
                     servicer.Publish,
@@ -202,6 +224,33 @@ class RouterService:
             '/wedsync.registry.v1.RouterService/Send',
             wedsync_dot_registry_dot_v1_dot_router__pb2.SendRequest.SerializeToString,
             wedsync_dot_registry_dot_v1_dot_router__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wedsync.registry.v1.RouterService/SendBatch',
+            wedsync_dot_registry_dot_v1_dot_router__pb2.SendBatchRequest.SerializeToString,
+            wedsync_dot_registry_dot_v1_dot_router__pb2.SendBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

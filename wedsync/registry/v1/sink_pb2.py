@@ -26,19 +26,27 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from wedsync.registry.v1 import message_pb2 as wedsync_dot_registry_dot_v1_dot_message__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewedsync/registry/v1/sink.proto\x12\x13wedsync.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a!wedsync/registry/v1/message.proto\"?\n\x0e\x44\x65liverRequest\x12-\n\x07message\x18\x01 \x01(\x0b\x32\x1c.wedsync.registry.v1.Message\"\x80\x01\n\x0f\x44\x65liverResponse\x12-\n\x03\x61\x63k\x18\x01 \x01(\x0e\x32 .wedsync.registry.v1.DeliveryAck\x12.\n\x0bretry_after\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06reason\x18\x03 \x01(\t*w\n\x0b\x44\x65liveryAck\x12\x1c\n\x18\x44\x45LIVERY_ACK_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45LIVERY_ACK_ACCEPTED\x10\x01\x12\x16\n\x12\x44\x45LIVERY_ACK_RETRY\x10\x02\x12\x17\n\x13\x44\x45LIVERY_ACK_REJECT\x10\x03\x32j\n\x12MessageSinkService\x12T\n\x07\x44\x65liver\x12#.wedsync.registry.v1.DeliverRequest\x1a$.wedsync.registry.v1.DeliverResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewedsync/registry/v1/sink.proto\x12\x13wedsync.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a!wedsync/registry/v1/message.proto\"?\n\x0e\x44\x65liverRequest\x12-\n\x07message\x18\x01 \x01(\x0b\x32\x1c.wedsync.registry.v1.Message\"\x80\x01\n\x0f\x44\x65liverResponse\x12-\n\x03\x61\x63k\x18\x01 \x01(\x0e\x32 .wedsync.registry.v1.DeliveryAck\x12.\n\x0bretry_after\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06reason\x18\x03 \x01(\t\"T\n\x0eStreamDelivery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x04\x12-\n\x07message\x18\x02 \x01(\x0b\x32\x1c.wedsync.registry.v1.Message\"O\n\x14\x44\x65liverStreamRequest\x12\x37\n\ndeliveries\x18\x01 \x03(\x0b\x32#.wedsync.registry.v1.StreamDelivery\"\xa3\x01\n\tStreamAck\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x04\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12-\n\x03\x61\x63k\x18\x03 \x01(\x0e\x32 .wedsync.registry.v1.DeliveryAck\x12.\n\x0bretry_after\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06reason\x18\x05 \x01(\t\"E\n\x15\x44\x65liverStreamResponse\x12,\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x1e.wedsync.registry.v1.StreamAck*w\n\x0b\x44\x65liveryAck\x12\x1c\n\x18\x44\x45LIVERY_ACK_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45LIVERY_ACK_ACCEPTED\x10\x01\x12\x16\n\x12\x44\x45LIVERY_ACK_RETRY\x10\x02\x12\x17\n\x13\x44\x45LIVERY_ACK_REJECT\x10\x03\x32\xd6\x01\n\x12MessageSinkService\x12T\n\x07\x44\x65liver\x12#.wedsync.registry.v1.DeliverRequest\x1a$.wedsync.registry.v1.DeliverResponse\x12j\n\rDeliverStream\x12).wedsync.registry.v1.DeliverStreamRequest\x1a*.wedsync.registry.v1.DeliverStreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wedsync.registry.v1.sink_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYACK']._serialized_start=318
-  _globals['_DELIVERYACK']._serialized_end=437
+  _globals['_DELIVERYACK']._serialized_start=722
+  _globals['_DELIVERYACK']._serialized_end=841
   _globals['_DELIVERREQUEST']._serialized_start=122
   _globals['_DELIVERREQUEST']._serialized_end=185
   _globals['_DELIVERRESPONSE']._serialized_start=188
   _globals['_DELIVERRESPONSE']._serialized_end=316
-  _globals['_MESSAGESINKSERVICE']._serialized_start=439
-  _globals['_MESSAGESINKSERVICE']._serialized_end=545
+  _globals['_STREAMDELIVERY']._serialized_start=318
+  _globals['_STREAMDELIVERY']._serialized_end=402
+  _globals['_DELIVERSTREAMREQUEST']._serialized_start=404
+  _globals['_DELIVERSTREAMREQUEST']._serialized_end=483
+  _globals['_STREAMACK']._serialized_start=486
+  _globals['_STREAMACK']._serialized_end=649
+  _globals['_DELIVERSTREAMRESPONSE']._serialized_start=651
+  _globals['_DELIVERSTREAMRESPONSE']._serialized_end=720
+  _globals['_MESSAGESINKSERVICE']._serialized_start=844
+  _globals['_MESSAGESINKSERVICE']._serialized_end=1058
 # @@protoc_insertion_point(module_scope)

@@ -47,6 +47,11 @@ class MessageSinkServiceStub:
                 request_serializer=wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverRequest.SerializeToString,
                 response_deserializer=wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverResponse.FromString,
                 _registered_method=True)
+        self.DeliverStream = channel.stream_stream(
+                '/wedsync.registry.v1.MessageSinkService/DeliverStream',
+                request_serializer=wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverStreamRequest.SerializeToString,
+                response_deserializer=wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverStreamResponse.FromString,
+                _registered_method=True)
 
 
 class MessageSinkServiceServicer:
@@ -68,6 +73,21 @@ class MessageSinkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeliverStream(self, request_iterator, context):
+        """DeliverStream is the batched form of Deliver on one long-lived stream:
+        the router sends batches of deliveries, the sink answers with acks that
+        name each delivery (in any order, batched as it likes). Flow control:
+        the router never has more than its window (by default 256) of
+        deliveries unanswered on one stream. Each delivery is one attempt with
+        the same meaning as a Deliver call; a delivery the sink never answers
+        before the router's deadline, or that is outstanding when the stream
+        ends, is a failed attempt (an UNAVAILABLE stream fails over). A sink
+        that answers UNIMPLEMENTED gets unary Deliver calls instead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessageSinkServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +95,11 @@ def add_MessageSinkServiceServicer_to_server(servicer, server):
                     servicer.Deliver,
                     request_deserializer=wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverRequest.FromString,
                     response_serializer=wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverResponse.SerializeToString,
+            ),
+            'DeliverStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.DeliverStream,
+                    request_deserializer=wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverStreamRequest.FromString,
+                    response_serializer=wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -112,6 +137,33 @@ class MessageSinkService:
             '/wedsync.registry.v1.MessageSinkService/Deliver',
             wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverRequest.SerializeToString,
             wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/wedsync.registry.v1.MessageSinkService/DeliverStream',
+            wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverStreamRequest.SerializeToString,
+            wedsync_dot_registry_dot_v1_dot_sink__pb2.DeliverStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

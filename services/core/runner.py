@@ -35,6 +35,9 @@ GRPC_PROCESSES = {
 UVLOOP_PROCESSES = frozenset({"gateway", "registry"})
 
 
+STOP_MARGIN_S = 5.0
+
+
 class Background(Protocol):
     """A task that runs beside the gRPC server for the life of the process."""
 
@@ -80,9 +83,16 @@ class ProcessRuntime:
         return port
 
     async def stop(self) -> None:
-        """Drain the host and stop background tasks side by side: one grace period, not two."""
+        """Drain the host and stop background tasks side by side: one grace period, not two.
+
+        A background task gets ``grace_s`` + a margin to stop; one that takes longer is
+        abandoned with an error naming it, so a stuck task cannot hold the process open.
+        """
+        budget = self.host.shutdown_config.drain_delay_s + self.host.shutdown_config.grace_s + STOP_MARGIN_S
         results = await asyncio.gather(
-            self.host.stop(), *(task.stop() for task in self.app.background), return_exceptions=True
+            self.host.stop(),
+            *(asyncio.wait_for(task.stop(), budget) for task in self.app.background),
+            return_exceptions=True,
         )
         for task, result in zip(["host", *self.app.background], results, strict=True):
             if isinstance(result, Exception):

@@ -17,33 +17,12 @@ import httpx
 import pytest
 
 from services.core import probe
-from tests.faults.test_redis_crash import PACE_S, Load
-from tests.mesh_process import SUPPLIER_WEBHOOK_SECRET, ServeProcess, mesh_env
+from tests.faults.load import Load, webhook_load
+from tests.mesh_process import ServeProcess, mesh_env
 from tests.registry.procs import SinkProcess
 from tests.waiting import wait_for
-from tests.webhooks.payloads import supplier_body, supplier_headers
 
 WEDDING = re.compile(r"wed_kill_\d+")
-
-
-async def webhook_load(shim: str, stop: asyncio.Event, load: Load) -> None:
-    async with httpx.AsyncClient(timeout=5) as http:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            wedding = f"wed_kill_{i}"
-            _, body = supplier_body("availability.updated", wedding_id=wedding)
-            headers = {"content-type": "application/json", **supplier_headers(body, SUPPLIER_WEBHOOK_SECRET)}
-            try:
-                reply = await http.post(f"{shim}/webhooks/supplier_platform", content=body, headers=headers)
-            except httpx.HTTPError:
-                load.refused += 1
-            else:
-                if reply.status_code == 200:
-                    load.accepted.add(wedding)
-                else:
-                    load.refused += 1
-            await asyncio.sleep(PACE_S)
 
 
 def wedding_of(record: dict[str, object]) -> str:
@@ -91,7 +70,7 @@ async def test_worker_router_and_sink_sigkills_lose_nothing(
         await wait_for(
             lambda: httpx.get(f"{shim}/readyz", timeout=1).status_code == 200, timeout=30, what="shim ready"
         )
-        loop = asyncio.create_task(webhook_load(shim, stop, load))
+        loop = asyncio.create_task(webhook_load(shim, stop, load, "wed_kill_"))
 
         async def delivered_count_grows(by: int) -> None:
             target = len(delivered()) + by

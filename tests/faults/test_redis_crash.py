@@ -10,49 +10,19 @@ must be delivered afterwards; duplicates (at-least-once) are counted and reporte
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 
 from services.core.local_redis import start_redis_server
 from services.registry.sdk import MeshInstance
 from services.registry.testing import RecordingSink
-from tests.mesh_process import SUPPLIER_WEBHOOK_SECRET, running_mesh
+from tests.faults.load import PACE_S, Load, webhook_load
+from tests.mesh_process import running_mesh
 from tests.waiting import wait_for
-from tests.webhooks.payloads import supplier_body, supplier_headers
 from wedsync.events.v1 import events_pb2
 from wedsync.registry.v1 import message_pb2, router_pb2, router_pb2_grpc
-
-PACE_S = 0.01  # load generator pacing (~100 requests/s per loop), not a wait for a condition
-
-
-@dataclass
-class Load:
-    accepted: set[str] = field(default_factory=set)
-    refused: int = 0
-
-
-async def webhook_load(shim: str, stop: asyncio.Event, load: Load) -> None:
-    async with httpx.AsyncClient(timeout=5) as http:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            wedding = f"wed_crash_{i}"
-            _, body = supplier_body("availability.updated", wedding_id=wedding)
-            headers = {"content-type": "application/json", **supplier_headers(body, SUPPLIER_WEBHOOK_SECRET)}
-            try:
-                reply = await http.post(f"{shim}/webhooks/supplier_platform", content=body, headers=headers)
-            except httpx.HTTPError:
-                load.refused += 1
-            else:
-                if reply.status_code == 200:
-                    load.accepted.add(wedding)
-                else:
-                    load.refused += 1
-            await asyncio.sleep(PACE_S)
 
 
 async def send_load(registry: str, stop: asyncio.Event, load: Load) -> None:
@@ -93,7 +63,7 @@ async def test_redis_sigkill_under_load_loses_nothing_acknowledged(
             MeshInstance("notification-service", notification, registry=mesh.registry),
         ):
             loops = [
-                asyncio.create_task(webhook_load(mesh.shim, stop, webhooks)),
+                asyncio.create_task(webhook_load(mesh.shim, stop, webhooks, "wed_crash_")),
                 asyncio.create_task(send_load(mesh.registry, stop, sends)),
             ]
             await wait_for(

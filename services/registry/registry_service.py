@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from services.core.errors import InvalidArgument, Unavailable
+from services.core.auth import current_caller, require_admin
+from services.core.errors import InvalidArgument, PermissionDenied, Unavailable
 from services.registry.feed import ChangeFeed, Overflow
 from services.registry.settings import RegistryConfig
 from services.registry.store import RegistryStore, decode_lease
@@ -38,6 +39,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterResponse:
         check_instance(request.instance)
+        caller = current_caller()
+        if caller is not None and caller.service != request.instance.service_name and not caller.is_admin:
+            raise PermissionDenied(
+                f"{caller.service!r} may only register its own service, not "
+                f"{request.instance.service_name!r} (or use a token with the 'admin' scope)"
+            )
         granted = await self.store.register(request.instance, self._ttl(request))
         return pb.RegisterResponse(lease=granted.lease)
 
@@ -62,6 +69,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             token = ""
         else:
             raise InvalidArgument("give lease_id, or both service_name and instance_id")
+        caller = current_caller()
+        if caller is not None and caller.service != service:
+            require_admin(f"deregistering an instance of {service!r}")
         return pb.DeregisterResponse(found=await self.store.deregister(service, instance_id, token))
 
     async def Discover(

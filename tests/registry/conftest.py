@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.core.config import MeshConfig, with_overrides
 from services.registry.sdk import Handler, MeshInstance
-from wedsync.registry.v1 import registry_pb2_grpc, router_pb2_grpc
+from wedsync.registry.v1 import registry_pb2, registry_pb2_grpc, router_pb2_grpc, sink_pb2_grpc
+
+SVC = "notification-service"
 
 FAST = {
     "registry.health_interval_s": 0.2,
@@ -70,3 +74,29 @@ async def start_sink(registry_host: Any) -> AsyncIterator[Callable[..., Awaitabl
     yield start
     for sink in started:
         await sink.stop(grace=0.5)
+
+
+@contextlib.asynccontextmanager
+async def raw_sink(
+    registry_port: int, servicer: sink_pb2_grpc.MessageSinkServiceServicer, instance_id: str
+) -> AsyncIterator[int]:
+    """A bare MessageSink server (no SDK), SERVING on health and registered as SVC; yields its port."""
+    server = grpc.aio.server()
+    sink_pb2_grpc.add_MessageSinkServiceServicer_to_server(servicer, server)
+    checker = health.aio.HealthServicer()
+    await checker.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{registry_port}") as channel:
+            await registry_pb2_grpc.RegistryServiceStub(channel).Register(
+                registry_pb2.RegisterRequest(
+                    instance=registry_pb2.ServiceInstance(
+                        service_name=SVC, instance_id=instance_id, address=f"127.0.0.1:{port}"
+                    )
+                )
+            )
+        yield port
+    finally:
+        await server.stop(0)

@@ -13,13 +13,12 @@ import pytest
 from services.core.config import MeshConfig, with_overrides
 from services.registry.sdk import MeshInstance, Message, Reject, Retry
 from services.registry.testing import RecordingSink
+from tests.registry.conftest import SVC, raw_sink
 from tests.waiting import wait_for
 from wedsync.events.v1 import events_pb2
 from wedsync.registry.v1 import message_pb2 as mpb
 from wedsync.registry.v1 import router_pb2 as rpb
-from wedsync.registry.v1 import router_pb2_grpc
-
-SVC = "notification-service"
+from wedsync.registry.v1 import router_pb2_grpc, sink_pb2, sink_pb2_grpc
 
 
 async def send(router: Any, payload: bytes = b"x", **fields: Any) -> rpb.SendResponse:
@@ -45,10 +44,6 @@ async def test_delivery_carries_id_attempt_and_metadata(router: Any, start_sink:
 
 async def test_metadata_has_message_id_and_attempt(router: Any, registry_host: Any) -> None:
     """A raw MessageSink server sees wedsync-message-id and wedsync-attempt in the call metadata."""
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
-    from wedsync.registry.v1 import registry_pb2, registry_pb2_grpc, sink_pb2, sink_pb2_grpc
-
     got: list[dict[str, str]] = []
 
     class Sink(sink_pb2_grpc.MessageSinkServiceServicer):
@@ -56,28 +51,11 @@ async def test_metadata_has_message_id_and_attempt(router: Any, registry_host: A
             got.append(dict(context.invocation_metadata()))
             return sink_pb2.DeliverResponse(ack=sink_pb2.DELIVERY_ACK_ACCEPTED)
 
-    server = grpc.aio.server()
-    sink_pb2_grpc.add_MessageSinkServiceServicer_to_server(Sink(), server)
-    checker = health.aio.HealthServicer()
-    await checker.set("", health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{registry_host.port}") as ch:
-            await registry_pb2_grpc.RegistryServiceStub(ch).Register(
-                registry_pb2.RegisterRequest(
-                    instance=registry_pb2.ServiceInstance(
-                        service_name=SVC, instance_id="raw", address=f"127.0.0.1:{port}"
-                    )
-                )
-            )
+    async with raw_sink(registry_host.port, Sink(), "raw"):
         reply = await send(router)
         await wait_for(lambda: got, what="a delivery")
-        assert got[0]["wedsync-message-id"] == reply.message_id
-        assert got[0]["wedsync-attempt"] == "1"
-    finally:
-        await server.stop(0)
+    assert got[0]["wedsync-message-id"] == reply.message_id
+    assert got[0]["wedsync-attempt"] == "1"
 
 
 async def test_idempotency_key_returns_the_first_id_and_queues_nothing(router: Any, start_sink: Any) -> None:

@@ -16,11 +16,11 @@ import pytest
 
 from services.registry.sdk import Message, Reject, Retry, SinkServicer
 from services.registry.testing import RecordingSink
+from tests.registry.conftest import SVC, raw_sink
 from tests.waiting import wait_for
 from wedsync.registry.v1 import message_pb2 as mpb
 from wedsync.registry.v1 import router_pb2 as rpb
-
-SVC = "notification-service"
+from wedsync.registry.v1 import sink_pb2, sink_pb2_grpc
 
 
 @pytest.fixture
@@ -178,10 +178,6 @@ async def test_send_batch_throughput_path_delivers_everything(router: Any, start
 
 async def test_a_sink_without_the_stream_gets_unary_deliver(router: Any, registry_host: Any) -> None:
     """A sink answering UNIMPLEMENTED to DeliverStream gets every message by unary Deliver, none lost."""
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
-    from wedsync.registry.v1 import registry_pb2, registry_pb2_grpc, sink_pb2, sink_pb2_grpc
-
     got: list[tuple[str, int, str]] = []
 
     class UnaryOnly(sink_pb2_grpc.MessageSinkServiceServicer):
@@ -190,26 +186,9 @@ async def test_a_sink_without_the_stream_gets_unary_deliver(router: Any, registr
             got.append((request.message.message_id, request.message.attempt, meta["wedsync-message-id"]))
             return sink_pb2.DeliverResponse(ack=sink_pb2.DELIVERY_ACK_ACCEPTED)
 
-    server = grpc.aio.server()
-    sink_pb2_grpc.add_MessageSinkServiceServicer_to_server(UnaryOnly(), server)
-    checker = health.aio.HealthServicer()
-    await checker.set("", health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{registry_host.port}") as ch:
-            await registry_pb2_grpc.RegistryServiceStub(ch).Register(
-                registry_pb2.RegisterRequest(
-                    instance=registry_pb2.ServiceInstance(
-                        service_name=SVC, instance_id="old", address=f"127.0.0.1:{port}"
-                    )
-                )
-            )
+    async with raw_sink(registry_host.port, UnaryOnly(), "old"):
         sent = [(await send(router, b"m%d" % i)).message_id for i in range(30)]
         await wait_for(lambda: {g[0] for g in got} >= set(sent), what="30 unary deliveries", timeout=15)
         await wait_for(lambda: drained(router), what="queue drained")
         assert all(attempt == 1 and mid == meta for mid, attempt, meta in got)
         assert not await dead_letters(router)
-    finally:
-        await server.stop(0)

@@ -62,7 +62,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 raise ResourceExhausted(
                     f"queue of {service!r} holds {stats.depth} messages (max_queue_depth)", retry_after=1.0
                 )
-        first = await queue.enqueue(
+        added = await queue.submit(
             message.SerializeToString(),
             TO_QUEUE[message.priority],
             message_id=message.message_id,
@@ -71,7 +71,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             idempotency_key=message.idempotency_key or None,
             ordering_key=message.ordering_key or None,
         )
-        return first, first != message.message_id
+        return added.message_id, added.duplicate
 
     async def Send(
         self, request: router_pb2.SendRequest, context: grpc.aio.ServicerContext

@@ -2,9 +2,8 @@
 
 The acknowledgement is returned only after the provider's queue stream holds the event:
 ``DurableQueue.enqueue`` checks the idempotency key (the provider's event id, kept for
-the dedup window) and XADDs in one Lua script. That API returns the first message id for
-a repeated key but not whether it was a repeat, so intake proposes a fresh id and compares:
-a different id back means DUPLICATE. Redis failures surface as Unavailable (HTTP 503).
+the dedup window) and XADDs in one Lua script; ``submit`` says whether the key was seen
+(DUPLICATE, with the first event's id). Redis failures surface as Unavailable (HTTP 503).
 
 Ignored types (authentic, outside the provider's list) are recorded in history only, under
 an id derived from the provider event id, so a repeat does not record them twice.
@@ -114,13 +113,11 @@ class Intake:
         if ignored:
             outcome = Outcome.INGEST_OUTCOME_IGNORED
         else:
-            first = await provider.queue.enqueue(
+            added = await provider.queue.submit(
                 payload, message_id=event_id, idempotency_key=parsed.provider_event_id
             )
-            outcome = (
-                Outcome.INGEST_OUTCOME_ACCEPTED if first == event_id else Outcome.INGEST_OUTCOME_DUPLICATE
-            )
-            event_id = first
+            outcome = Outcome.INGEST_OUTCOME_DUPLICATE if added.duplicate else Outcome.INGEST_OUTCOME_ACCEPTED
+            event_id = added.message_id
         keep: dict[str, bytes | str | int] = {
             "rec": payload,
             "status": int(record.status),

@@ -37,6 +37,7 @@ def test_public_surface_does_not_drift() -> None:
         "Decision",
         "Delivery",
         "DurableQueue",
+        "Enqueued",
         "Handler",
         "PermanentError",
         "Priority",
@@ -257,6 +258,16 @@ async def test_idempotency_key_dedups_and_expires(redis_client: aioredis.Redis) 
     assert 0 < await redis_client.pttl(key) <= 300
     await wait_for(lambda: _missing(redis_client, key), timeout=5, what="idem key expired")
     assert await queue.enqueue(b"c", idempotency_key="order 42/é") != first
+
+
+async def test_submit_says_whether_the_key_was_seen(redis_client: aioredis.Redis) -> None:
+    """submit reports a repeat as duplicate with the first id, even when ids were not proposed."""
+    queue = DurableQueue(redis_client, "idem-flag")
+    first = await queue.submit(b"a", idempotency_key="k")
+    again = await queue.submit(b"b", idempotency_key="k")
+    assert not first.duplicate and again.duplicate
+    assert again.message_id == first.message_id
+    assert (await queue.stats()).depth == 1
 
 
 async def _missing(client: aioredis.Redis, key: str) -> bool:

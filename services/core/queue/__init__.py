@@ -46,7 +46,7 @@ from services.core.queue._dead import DeadLetterPage, DeadLetters
 from services.core.queue._envelope import DeadLetter, Delivery, Priority
 from services.core.queue._errors import PermanentError, RetryableError
 from services.core.queue._policy import Decision, RetryPolicy, decide
-from services.core.queue._queue import ClaimResult, DurableQueue
+from services.core.queue._queue import ClaimResult, DurableQueue, Enqueued
 from services.core.queue._stats import PriorityStats, QueueStats
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "Decision",
     "Delivery",
     "DurableQueue",
+    "Enqueued",
     "Handler",
     "PermanentError",
     "Priority",

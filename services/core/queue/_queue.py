@@ -11,7 +11,7 @@ import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.typing import EncodableT
 
@@ -53,6 +53,13 @@ def _ms(seconds: float) -> int:
 
 def _str(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class Enqueued(NamedTuple):
+    """The outcome of :meth:`DurableQueue.submit`."""
+
+    message_id: str  # the first message's id when ``duplicate``
+    duplicate: bool  # the idempotency key was seen: nothing was added
 
 
 class DurableQueue:
@@ -131,7 +138,32 @@ class DurableQueue:
         idempotency_key: str | None = None,
         ordering_key: str | None = None,
     ) -> str:
-        """Add a message; returns its id (the first one's, for a repeated idempotency key).
+        """Add a message; returns its id (the first one's, for a repeated idempotency key)."""
+        added = await self.submit(
+            payload,
+            priority,
+            message_id=message_id,
+            max_attempts=max_attempts,
+            headers=headers,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            ordering_key=ordering_key,
+        )
+        return added.message_id
+
+    async def submit(
+        self,
+        payload: bytes,
+        priority: Priority | str = Priority.NORMAL,
+        *,
+        message_id: str | None = None,
+        max_attempts: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+        ordering_key: str | None = None,
+    ) -> Enqueued:
+        """Add a message and say whether it was new or a repeat of a seen idempotency key.
 
         ``ordering_key``: messages sharing it are handed out one at a time, in enqueue order.
         ``delay``: seconds before it becomes claimable (counted from Redis' clock).
@@ -154,8 +186,8 @@ class DurableQueue:
             token,
         ]
         with translate_redis_errors("enqueue"):
-            _, first = await self._scripts.enqueue(keys=keys, args=args)
-        return _str(first)
+            created, first = await self._scripts.enqueue(keys=keys, args=args)
+        return Enqueued(_str(first), duplicate=not int(created))
 
     async def claim(self, consumer: str, count: int, lease: float) -> ClaimResult:
         """Hand up to ``count`` entries to ``consumer`` for ``lease`` seconds (one script).

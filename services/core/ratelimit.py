@@ -18,10 +18,10 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from services.core.errors import translate_redis_errors
+from services.core.lua import lua_source
 from services.core.redis_client import AnyRedis
 
 # redis-py's asyncio pool raises "Too many connections" past its size (100 by default)
@@ -29,7 +29,7 @@ from services.core.redis_client import AnyRedis
 MAX_IN_FLIGHT = 48
 _gates: weakref.WeakKeyDictionary[object, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
-_SCRIPT = resources.files("services.core").joinpath("lua/ratelimit.lua").read_text(encoding="utf-8")
+_SCRIPT = lua_source("services.core", "ratelimit")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import httpx
@@ -27,6 +26,7 @@ from pydantic import SecretStr
 from services.core import deadlines
 from services.core.errors import DeadlineExceeded, Unavailable, translate_redis_errors
 from services.core.keys import gateway_key
+from services.core.lua import lua_source
 from services.core.redis_client import AnyRedis
 
 log = logging.getLogger("wedmesh.gateway.oauth2")
@@ -34,9 +34,7 @@ log = logging.getLogger("wedmesh.gateway.oauth2")
 LOCK_TTL_S = 10.0
 POLL_INTERVAL_S = 0.05
 DEFAULT_EXPIRES_IN_S = 3600
-_COMPARE_DELETE = (
-    resources.files("services.gateway").joinpath("lua/compare_delete.lua").read_text(encoding="utf-8")
-)
+_COMPARE_DELETE = lua_source("services.gateway", "compare_delete")
 
 
 @dataclass(frozen=True)

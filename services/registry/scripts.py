@@ -6,21 +6,18 @@ loads the script again when the server lost it (e.g. after a restart).
 
 from __future__ import annotations
 
-import functools
-from importlib import resources
 from typing import Any
 
 from redis.commands.core import AsyncScript
 
+from services.core.lua import lua_source
+
 OPERATIONS = ("register", "heartbeat", "deregister", "reap", "set_health", "leader", "queue_split")
 
 
-@functools.cache
 def source(operation: str) -> str:
     """The full text of one operation (common helpers + the operation)."""
-    lua = resources.files(__package__) / "lua"
-    common = (lua / "_common.lua").read_text(encoding="utf-8")
-    return f"{common}\n{(lua / f'{operation}.lua').read_text(encoding='utf-8')}"
+    return lua_source("services.registry", operation)
 
 
 class Scripts:

@@ -15,10 +15,8 @@ Redis Cluster needs more. Provider ids cannot start with ``_``, so ``_mesh`` nev
 
 from __future__ import annotations
 
-import functools
-from importlib import resources
-
 from services.core.keys import webhook_key
+from services.core.lua import lua_source
 
 MESH_GROUP = "_mesh"
 
@@ -39,9 +37,6 @@ def marker_key(event_id: str) -> str:
     return webhook_key(MESH_GROUP, "pub", event_id)
 
 
-@functools.cache
 def load_lua(name: str) -> str:
     """``lua/<name>.lua`` prefixed with ``lua/_common.lua`` (one atomic script per operation)."""
-    lua = resources.files("services.webhooks") / "lua"
-    common = (lua / "_common.lua").read_text(encoding="utf-8")
-    return common + "\n" + (lua / f"{name}.lua").read_text(encoding="utf-8")
+    return lua_source("services.webhooks", name)

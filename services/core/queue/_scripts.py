@@ -7,22 +7,18 @@ loading the script when the server does not know it (e.g. after a restart).
 
 from __future__ import annotations
 
-import functools
-from importlib import resources
 from typing import Any
 
 from redis.commands.core import AsyncScript
 
+from services.core.lua import lua_source
+
 OPERATIONS = ("enqueue", "claim", "ack", "ack_many", "retry", "dead", "renew", "replay", "forget", "stats")
 
 
-@functools.cache
 def source(operation: str) -> str:
     """The full text of one operation script (common helpers + the operation)."""
-    lua = resources.files(__package__) / "lua"
-    common = (lua / "_common.lua").read_text(encoding="utf-8")
-    body = (lua / f"{operation}.lua").read_text(encoding="utf-8")
-    return f"{common}\n{body}"
+    return lua_source(__package__ or "services.core.queue", operation)
 
 
 class Scripts:

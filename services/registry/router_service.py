@@ -9,6 +9,7 @@ import uuid
 import grpc
 
 from services.core.errors import InvalidArgument, MeshError, ResourceExhausted
+from services.core.queue import QueueFull
 from services.registry.codec import BY_NAME, TO_QUEUE, max_attempts
 from services.registry.dispatcher import Dispatcher
 from services.registry.routes import RoutesTable
@@ -34,6 +35,10 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def enqueue(self, message: message_pb2.Message, attempts: int | None = None) -> tuple[str, bool]:
         """Validate, stamp and persist one message; (message id, duplicate).
 
+        ``max_queue_depth`` is enforced by the queue's enqueue script itself (atomic with the
+        dedup and the XADD), so concurrent Sends can never overshoot it and a repeated
+        idempotency key still answers duplicate when the queue is full.
+
         ``attempts`` overrides what ``max_retries`` gives (a route may allow 0 retries,
         which a Message cannot say: its 0 means the router default).
         """
@@ -56,21 +61,23 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             delay = max(0.0, message.deliver_after.ToMilliseconds() / 1000 - now)
         queue = self.dispatcher.queue(service)
         await self.dispatcher.note_service(service)
-        if self.config.max_queue_depth:
-            stats = await queue.stats()
-            if stats.depth >= self.config.max_queue_depth:
-                raise ResourceExhausted(
-                    f"queue of {service!r} holds {stats.depth} messages (max_queue_depth)", retry_after=1.0
-                )
-        added = await queue.submit(
-            message.SerializeToString(),
-            TO_QUEUE[message.priority],
-            message_id=message.message_id,
-            max_attempts=attempts or max_attempts(message.max_retries, self.config.default_max_retries),
-            delay=delay,
-            idempotency_key=message.idempotency_key or None,
-            ordering_key=message.ordering_key or None,
-        )
+        try:
+            added = await queue.submit(
+                message.SerializeToString(),
+                TO_QUEUE[message.priority],
+                message_id=message.message_id,
+                max_attempts=attempts or max_attempts(message.max_retries, self.config.default_max_retries),
+                delay=delay,
+                idempotency_key=message.idempotency_key or None,
+                ordering_key=message.ordering_key or None,
+                max_depth=self.config.max_queue_depth,
+            )
+        except QueueFull as exc:
+            raise ResourceExhausted(
+                f"queue of {service!r} holds {exc.backlog} waiting messages, at registry.max_queue_depth"
+                f" = {exc.max_depth}; retry later",
+                retry_after=exc.retry_after,
+            ) from exc
         return added.message_id, added.duplicate
 
     async def Send(

@@ -85,7 +85,9 @@ class RegistryConfig(GrpcServerConfig):
         15.0, description="a dead router's claimed messages are reclaimed after this"
     )
     max_queue_depth: Annotated[int, Field(ge=0)] = Field(
-        0, description="Send answers RESOURCE_EXHAUSTED above this many waiting (0 = no limit)"
+        0,
+        description="Send/Publish answer RESOURCE_EXHAUSTED when a target's queue already has this many"
+        " waiting (ready + delayed + retrying, not in flight; 0 = no limit)",
     )
     view_refresh_s: PositiveSeconds = Field(
         1.0, description="router re-reads instance health at least this often"

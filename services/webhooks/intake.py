@@ -5,6 +5,13 @@ The acknowledgement is returned only after the provider's queue stream holds the
 the dedup window) and XADDs in one Lua script; ``submit`` says whether the key was seen
 (DUPLICATE, with the first event's id). Redis failures surface as Unavailable (HTTP 503).
 
+Backpressure: the same script refuses a new event when the provider's backlog (events
+accepted but not yet processed) is at ``webhooks.providers.<id>.max_queue_depth``. Intake
+then answers UNAVAILABLE with a retry delay, which the shim renders as 503 + Retry-After —
+the status every provider retries — and nothing about the event is kept, so its retry is
+accepted once the worker catches up. A repeat of an event the queue already holds is still
+DUPLICATE (200): the idempotency key is checked before the limit.
+
 Ignored types (authentic, outside the provider's list) are recorded in history only, under
 an id derived from the provider event id, so a repeat does not record them twice.
 """
@@ -20,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.core.errors import InvalidArgument, NotFound, Unavailable
+from services.core.queue import Enqueued, QueueFull
 from services.webhooks import records
 from services.webhooks.history import History, HistoryWriter
 from services.webhooks.metrics import INGEST_SECONDS, INGESTED
@@ -31,6 +39,8 @@ log = logging.getLogger("wedmesh.webhooks")
 Outcome = webhooks_pb2.IngestOutcome
 Status = webhooks_pb2.WebhookEventStatus
 MAX_FIELD_CHARS = 256
+QUEUE_FULL_RETRY_AFTER_S = 5.0
+FULL_LOG_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -79,12 +89,34 @@ class Intake:
         self.providers = providers
         self.history = history
         self.writer = writer
+        self._full_logged: dict[str, float] = {}
 
     def provider(self, provider_id: str) -> Provider:
         provider = self.providers.get(provider_id)
         if provider is None:
             raise NotFound(f"unknown provider {provider_id!r}")
         return provider
+
+    async def _submit(self, provider: Provider, payload: bytes, event_id: str, key: str) -> Enqueued:
+        """Dedup + persist in one script; a full backlog becomes UNAVAILABLE naming the knob."""
+        limit = provider.config.max_queue_depth
+        try:
+            return await provider.queue.submit(
+                payload, message_id=event_id, idempotency_key=key, max_depth=limit
+            )
+        except QueueFull as exc:
+            now = time.monotonic()
+            if now - self._full_logged.get(provider.id, -FULL_LOG_EVERY_S) >= FULL_LOG_EVERY_S:
+                self._full_logged[provider.id] = now  # one line per provider per interval, not per webhook
+                log.warning(
+                    "webhooks refused: provider queue full",
+                    extra={"provider": provider.id, "backlog": exc.backlog, "max_queue_depth": limit},
+                )
+            raise Unavailable(
+                f"provider {provider.id!r} has {exc.backlog} events waiting to be processed, at its limit "
+                f"(webhooks.providers.{provider.id}.max_queue_depth = {limit}); retry later",
+                retry_after=QUEUE_FULL_RETRY_AFTER_S,
+            ) from exc
 
     async def ingest(
         self, provider_id: str, headers: Mapping[str, str], body: bytes
@@ -113,9 +145,7 @@ class Intake:
         if ignored:
             outcome = Outcome.INGEST_OUTCOME_IGNORED
         else:
-            added = await provider.queue.submit(
-                payload, message_id=event_id, idempotency_key=parsed.provider_event_id
-            )
+            added = await self._submit(provider, payload, event_id, parsed.provider_event_id)
             outcome = Outcome.INGEST_OUTCOME_DUPLICATE if added.duplicate else Outcome.INGEST_OUTCOME_ACCEPTED
             event_id = added.message_id
         keep: dict[str, bytes | str | int] = {

@@ -42,6 +42,7 @@ def test_public_surface_does_not_drift() -> None:
         "PermanentError",
         "Priority",
         "PriorityStats",
+        "QueueFull",
         "QueueStats",
         "Ready",
         "RetryPolicy",

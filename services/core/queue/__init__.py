@@ -39,12 +39,17 @@ lease are reclaimed by the next claim, so one queue's consumers must share one l
 Outcome scripts are owner-checked: a holder that lost its lease cannot ack or retry.
 Attempts count deliveries, crashes included; a delivery count over ``max_deliveries`` or an
 attempt past ``max_attempts`` is dead-lettered inside claim (poison / crash loops).
+
+Backpressure: ``submit(..., max_depth=N)`` refuses a new message (:class:`QueueFull`, a
+RESOURCE_EXHAUSTED error with a retry delay) when the backlog — ready + delayed/parked +
+waiting behind an ordering key, not in-flight, not dead — is already ``N``; checked inside
+the enqueue script, after the idempotency key (a repeat still answers duplicate).
 """
 
 from services.core.queue._consumer import Handler, Ready, Worker
 from services.core.queue._dead import DeadLetterPage, DeadLetters
 from services.core.queue._envelope import DeadLetter, Delivery, Priority
-from services.core.queue._errors import PermanentError, RetryableError
+from services.core.queue._errors import PermanentError, QueueFull, RetryableError
 from services.core.queue._policy import Decision, RetryPolicy, decide
 from services.core.queue._queue import ClaimResult, DurableQueue, Enqueued
 from services.core.queue._stats import PriorityStats, QueueStats
@@ -62,6 +67,7 @@ __all__ = [
     "PermanentError",
     "Priority",
     "PriorityStats",
+    "QueueFull",
     "QueueStats",
     "Ready",
     "RetryPolicy",

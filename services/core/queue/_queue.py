@@ -2,6 +2,15 @@
 
 Every state change is one Lua script over keys in the queue's slot (see ``lua/``), so a
 crash between two commands cannot lose or duplicate a message. Delivery is at-least-once.
+
+Backpressure: ``submit(..., max_depth=N)`` refuses a new message with :class:`QueueFull`
+when the queue's *backlog* is already ``N`` or more, inside the enqueue script itself (no
+extra round trip, exact under any concurrency). The backlog is what was accepted but not
+yet handed to a consumer: ready entries, delayed messages and parked retries, and messages
+waiting behind their ordering key (:attr:`QueueStats.backlog`). In-flight entries do not
+count (each consumer caps its own, and they are being worked on), nor do dead letters (kept
+for inspection, not moving). Only new messages are limited: a repeated idempotency key
+still answers "duplicate", and retries and replays of accepted messages always go through.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from services.core.queue._envelope import (
     pairs,
     to_fields,
 )
+from services.core.queue._errors import QueueFull
 from services.core.queue._policy import Decision, RetryPolicy, decide
 from services.core.queue._scripts import Scripts
 from services.core.queue._stats import QueueStats, queue_stats
@@ -137,6 +147,7 @@ class DurableQueue:
         delay: float | None = None,
         idempotency_key: str | None = None,
         ordering_key: str | None = None,
+        max_depth: int = 0,
     ) -> str:
         """Add a message; returns its id (the first one's, for a repeated idempotency key)."""
         added = await self.submit(
@@ -148,6 +159,7 @@ class DurableQueue:
             delay=delay,
             idempotency_key=idempotency_key,
             ordering_key=ordering_key,
+            max_depth=max_depth,
         )
         return added.message_id
 
@@ -162,15 +174,21 @@ class DurableQueue:
         delay: float | None = None,
         idempotency_key: str | None = None,
         ordering_key: str | None = None,
+        max_depth: int = 0,
     ) -> Enqueued:
         """Add a message and say whether it was new or a repeat of a seen idempotency key.
 
         ``ordering_key``: messages sharing it are handed out one at a time, in enqueue order.
         ``delay``: seconds before it becomes claimable (counted from Redis' clock).
+        ``max_depth``: refuse a new message with :class:`QueueFull` when the backlog is at
+        least this (0 = no limit); checked after the idempotency key, so a repeat of a held
+        message is still a duplicate, and a refused message's key is not remembered.
         """
         attempts = max_attempts if max_attempts is not None else self.policy.max_attempts
         if attempts < 1:
             raise ValueError("max_attempts must be >= 1")
+        if max_depth < 0:
+            raise ValueError("max_depth must be >= 0 (0 = no limit)")
         message_id = message_id or uuid.uuid4().hex
         fields = to_fields(message_id, payload, Priority(priority), attempts, headers, ordering_key)
         keys = self.slot_keys
@@ -181,12 +199,15 @@ class DurableQueue:
             self.group,
             _ms(self.idempotency_ttl),
             _ms(delay or 0.0),
+            max_depth,
             *fields,
             "token",
             token,
         ]
         with translate_redis_errors("enqueue"):
             created, first = await self._scripts.enqueue(keys=keys, args=args)
+        if int(created) < 0:
+            raise QueueFull(self.name, int(first), max_depth)
         return Enqueued(_str(first), duplicate=not int(created))
 
     async def claim(self, consumer: str, count: int, lease: float) -> ClaimResult:

@@ -38,6 +38,16 @@ class QueueStats:
     def in_flight(self) -> int:
         return sum(p.in_flight for p in self.priorities.values())
 
+    @property
+    def backlog(self) -> int:
+        """Accepted but not yet handed out: what ``submit(max_depth=...)`` compares with.
+
+        Ready entries, delayed messages and parked retries, and messages waiting behind
+        their ordering key; in-flight entries and dead letters are not counted.
+        """
+        ready = sum(max(0, p.depth - p.in_flight) for p in self.priorities.values())
+        return ready + self.delayed + self.ordered_waiting
+
 
 def _entry_ms(entry_id: bytes | str) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

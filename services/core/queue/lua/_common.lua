@@ -95,6 +95,23 @@ local function gate_leave(msg_id, k, group)
   redis.call('HDEL', KEYS[8], 't:' .. k, 'h:' .. k)
 end
 
+-- What max depth counts: messages accepted but not yet handed to a consumer. Ready
+-- entries (stream length minus the group's pending ones), parked retries and delayed
+-- messages, and messages waiting behind their ordering key. Not in-flight entries (bounded
+-- by the consumers' own caps, and being worked on) nor dead letters (not moving work).
+local function backlog(group)
+  local n = redis.call('ZCARD', KEYS[4]) + redis.call('HLEN', KEYS[9])
+  for i = 1, 3 do
+    local len = redis.call('XLEN', KEYS[i])
+    if len > 0 then
+      local ok, pending = pcall(redis.call, 'XPENDING', KEYS[i], group)
+      if ok then len = math.max(0, len - pending[1]) end
+    end
+    n = n + len
+  end
+  return n
+end
+
 local function owned(i, entry_id, group, consumer)
   local p = redis.call('XPENDING', KEYS[i], group, entry_id, entry_id, 1, consumer)
   return #p > 0

@@ -9,6 +9,14 @@ health checks, and handles every message the router delivers — e.g. the ``wedd
 events that ``RouterService.Publish`` fans out by the default routes, or a direct
 ``RouterService.Send``. Delivery is at-least-once, so it remembers message ids it has
 handled and acknowledges a repeat without doing the work twice.
+
+In a mesh with mutual TLS and caller auth on, give it its certificate and its own token
+through the environment (the SDK reads them; see docs/registry.md)::
+
+    WEDMESH_SERVICE_TOKEN="$(wedmesh token --service notification-service)" \
+    WEDMESH_TLS_CA_FILE=ca.pem WEDMESH_TLS_CERT_FILE=server.pem WEDMESH_TLS_KEY_FILE=server.key \
+    WEDMESH_TLS_CLIENT_CERT_FILE=client.pem WEDMESH_TLS_CLIENT_KEY_FILE=client.key \
+    python examples/notification_service.py --registry 127.0.0.1:50051
 """
 
 from __future__ import annotations
@@ -75,10 +83,20 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     notifier = Notifier()
-    async with MeshInstance(
-        "notification-service", notifier, registry=args.registry, port=args.port, instance_id=args.instance_id
-    ) as instance:
-        log.info("serving on %s as %s", instance.address, instance.instance_id)
+    try:  # TLS files and the token come from WEDMESH_TLS_* / WEDMESH_SERVICE_TOKEN when set
+        instance = MeshInstance(
+            "notification-service",
+            notifier,
+            registry=args.registry,
+            port=args.port,
+            instance_id=args.instance_id,
+        )
+    except ValueError as exc:  # e.g. WEDMESH_TLS_CERT_FILE set without its key
+        parser.error(str(exc))
+    async with instance:
+        log.info(
+            "serving on %s as %s (tls: %s)", instance.address, instance.instance_id, instance.tls is not None
+        )
         print(f"ready {instance.instance_id}", flush=True)
         await stop.wait()  # leaving the block deregisters and drains
 

@@ -2,6 +2,11 @@
 
 Plaintext, TLS or mutual TLS per ``[client_tls]``, and — when auth is on — this process's
 own bearer token (``$WEDMESH_SERVICE_TOKEN``) added to every call's metadata.
+
+Every in-mesh dial goes through :func:`open_channel` (or :func:`open_mesh_channel`, which
+reads both from the mesh config), so turning on ``[client_tls]`` and ``[auth]`` covers
+every hop: gateway → registry, shim → intake, worker → router, router → sinks, the
+registry's health checks, the CLI commands and the SDK's calls to the registry.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import grpc
 from pydantic import SecretStr
 
 from services.core.auth import AUTH_METADATA
+from services.core.config import MeshConfig, service_token
 from services.core.settings_base import ClientTls
 from services.core.tls import channel_credentials, channel_options
 
@@ -57,3 +63,22 @@ def open_channel(
     if tls is None:
         return grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors)
     return grpc.aio.secure_channel(address, channel_credentials(tls), options=opts, interceptors=interceptors)
+
+
+def open_mesh_channel(
+    address: str, mesh: MeshConfig, *, options: list[tuple[str, Any]] | None = None
+) -> grpc.aio.Channel:
+    """:func:`open_channel` as this process's config says: ``[client_tls]`` and, with auth on,
+    the token in ``$<auth.token_env>`` (None when that variable is unset: the call then
+    goes without one and the server answers UNAUTHENTICATED naming what is missing)."""
+    return open_channel(address, mesh.client_tls, token=service_token(mesh.auth), options=options)
+
+
+def missing_token_hint(mesh: MeshConfig) -> str:
+    """What a person should do after UNAUTHENTICATED from a mesh port (no secret in it)."""
+    if not mesh.auth.enabled:
+        return "the server has auth on but this config has auth.enabled = false, so no token was sent"
+    return (
+        f"set ${mesh.auth.token_env} to a valid token from `wedmesh token --service NAME` "
+        "(add --scope admin for dead-letter replay and purge)"
+    )

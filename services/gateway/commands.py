@@ -2,6 +2,8 @@
 
 Exit codes: 0 done, 2 the call failed (the status is printed). Output is JSON (one
 object per line for ``services``), so it pipes into ``jq``. Never shows credentials.
+The port is dialled per ``[client_tls]`` and, with auth on, with the token in
+``$WEDMESH_SERVICE_TOKEN`` (``auth.token_env``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from services.core.channels import missing_token_hint, open_mesh_channel
 from services.core.config import MeshConfig
 from wedsync.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -35,16 +38,18 @@ def register(sub: Any, dlq: Any) -> None:
 def run(args: argparse.Namespace, config: MeshConfig) -> int:
     address = args.address or config.gateway.address
     try:
-        for line in asyncio.run(_call(address, args)):
+        for line in asyncio.run(_call(address, args, config)):
             print(json.dumps(line, sort_keys=True))
     except grpc.aio.AioRpcError as exc:
         print(f"wedmesh gateway {args.gateway_action}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            print(f"hint: {missing_token_hint(config)}", file=sys.stderr)
         return 2
     return 0
 
 
-async def _call(address: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def _call(address: str, args: argparse.Namespace, config: MeshConfig) -> list[dict[str, Any]]:
+    async with open_mesh_channel(address, config) as channel:
         stub = gateway_pb2_grpc.IntegrationGatewayServiceStub(channel)
         if args.gateway_action == "services":
             reply = await stub.ListServices(gateway_pb2.ListServicesRequest(), timeout=TIMEOUT_S)

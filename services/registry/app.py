@@ -45,12 +45,12 @@ def build(config: MeshConfig, redis: AnyRedis) -> ProcessApp:
     settings = config.registry
     feed = ChangeFeed(redis)
     store = RegistryStore(redis, feed)
-    checker = HealthChecker(store, settings)
+    checker = HealthChecker(store, settings, tls=config.client_tls)
     views = InstanceViews(store, settings.view_refresh_s, min(settings.health_interval_s, MAX_SUSPEND_S))
     feed.add_listener(checker.wake)
     feed.add_listener(views.on_change)
     routes = RoutesTable(settings.routes)
-    dispatcher = Dispatcher(redis, views, settings, routes)
+    dispatcher = Dispatcher(redis, views, settings, routes, tls=config.client_tls)
     registry = RegistryServicer(store, feed, settings)
     router = RouterServicer(dispatcher, routes, settings)
     return ProcessApp(

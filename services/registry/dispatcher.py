@@ -23,6 +23,11 @@ retried with exponential backoff until ``max_retries`` is spent. A message claim
 as its last instance went away is held (lease renewed) until one is healthy again rather
 than spending an attempt. A router replica killed mid-delivery stops renewing; its
 messages are reclaimed by another replica after ``queue_lease_s``.
+
+Sinks are dialled per ``[client_tls]`` (the mesh's client certificate is how a sink with
+mutual TLS knows the caller is the router) and without a bearer token: a sink is a user
+service, which cannot verify a mesh token without the mesh's signing secret, so a token
+would prove nothing there and only hand every sink a credential it could replay.
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ from typing import Any
 
 import grpc
 
+from services.core.channels import open_channel
 from services.core.errors import MeshError, translate_redis_errors
 from services.core.queue import Delivery, DurableQueue, PermanentError, RetryableError, RetryPolicy, Worker
 from services.core.redis_client import AnyRedis
 from services.core.server import ServiceHost
+from services.core.settings_base import ClientTls
 from services.registry import metrics
 from services.registry.admin import RouterAdmin, services_key
 from services.registry.autopipeline import batching
@@ -67,9 +74,16 @@ class Dispatcher:
     """Background task: serve every target service's queue from this replica."""
 
     def __init__(
-        self, client: AnyRedis, views: InstanceViews, config: RegistryConfig, routes: RoutesTable
+        self,
+        client: AnyRedis,
+        views: InstanceViews,
+        config: RegistryConfig,
+        routes: RoutesTable,
+        *,
+        tls: ClientTls | None = None,
     ) -> None:
         self.client = client
+        self.tls = tls
         self.views = views
         self.config = config
         self.routes = routes
@@ -176,7 +190,7 @@ class Dispatcher:
     def _stub(self, address: str) -> sink_pb2_grpc.MessageSinkServiceStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            channel = open_channel(address, self.tls, options=CHANNEL_OPTIONS)
             self._channels[address] = channel
             stub = self._stubs[address] = sink_pb2_grpc.MessageSinkServiceStub(channel)
         return stub

@@ -12,6 +12,10 @@ of NOT_SERVING or SERVICE_UNKNOWN, an error, no answer — is unhealthy. A statu
 stored and published as HEALTH_CHANGED. A new registration wakes the checker, so a fresh
 instance is usually checked within a tick rather than an interval. An instance registered
 with ``metadata["health"] = "none"`` (no gRPC health endpoint) is not probed.
+
+Probes follow ``[client_tls]`` and carry no bearer token: the health service is open by
+the mesh's auth rules (as for Kubernetes probes), and the probed instances are user
+services, which have no use for the registry's credential.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import uuid
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.core.channels import open_channel
 from services.core.errors import MeshError, translate_redis_errors
 from services.core.keys import registry_global_key
 from services.core.server import ServiceHost
+from services.core.settings_base import ClientTls
 from services.registry.settings import RegistryConfig
 from services.registry.store import RegistryStore
 from services.registry.timeutil import ts, wait_event
@@ -50,9 +56,10 @@ def _now_ms() -> int:
 class HealthChecker:
     """Background task: elect a checker, probe instances, reap expired leases."""
 
-    def __init__(self, store: RegistryStore, config: RegistryConfig) -> None:
+    def __init__(self, store: RegistryStore, config: RegistryConfig, *, tls: ClientTls | None = None) -> None:
         self.store = store
         self.config = config
+        self.tls = tls
         self.holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tick = min(config.reap_interval_s, config.health_interval_s)
         self.leader_ttl_ms = round(max(MIN_LEADER_TTL_S, LEADER_TTL_TICKS * self.tick) * 1000)
@@ -150,7 +157,7 @@ class HealthChecker:
     async def _probe(self, address: str) -> tuple[bool, str]:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+            channel = self._channels[address] = open_channel(address, self.tls)
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=self.config.health_service),

@@ -14,6 +14,11 @@ Delivery is at-least-once: a handler must be idempotent on ``message.message_id`
 (``message.attempt`` says which attempt this is; both also travel as gRPC metadata).
 Returning normally accepts the message; :class:`Retry` asks for a later retry;
 :class:`Reject` (or INVALID_ARGUMENT) dead-letters it; any other exception is a retry.
+
+In a mesh with TLS and caller auth on, pass ``tls=InstanceTls(...)`` and ``token=...`` (or
+set ``WEDMESH_TLS_*`` and ``WEDMESH_SERVICE_TOKEN``; see :mod:`services.registry.sdk_config`):
+the instance then serves its port over (mutual) TLS and registers with its own token. The
+router calls it without a token: with mutual TLS, the mesh certificate is the proof.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 
+from services.core.channels import open_channel
+from services.core.tls import server_credentials
+from services.registry.sdk_config import InstanceTls, tls_from_env, token_from_env
 from services.registry.timeutil import dur, seconds_of
 from wedsync.registry.v1 import message_pb2, registry_pb2, registry_pb2_grpc, sink_pb2, sink_pb2_grpc
 
@@ -44,7 +53,16 @@ RPC_TIMEOUT_S = 5.0
 RETRY_REGISTER_S = 1.0
 ACCEPTED = sink_pb2.DeliverResponse(ack=sink_pb2.DELIVERY_ACK_ACCEPTED)
 
-__all__ = ["SINK_SERVICE", "Handler", "MeshInstance", "Message", "Reject", "Retry", "SinkServicer"]
+__all__ = [
+    "SINK_SERVICE",
+    "Handler",
+    "InstanceTls",
+    "MeshInstance",
+    "Message",
+    "Reject",
+    "Retry",
+    "SinkServicer",
+]
 
 
 class Retry(Exception):
@@ -165,7 +183,11 @@ def _default_instance_id(service_name: str) -> str:
 
 
 class MeshInstance:
-    """One running instance of a receiving service: server, registration, lease upkeep."""
+    """One running instance of a receiving service: server, registration, lease upkeep.
+
+    ``tls`` and ``token`` not given are read from the environment (``WEDMESH_TLS_*``,
+    ``WEDMESH_SERVICE_TOKEN``); with neither, the port is plaintext and calls carry no token.
+    """
 
     def __init__(
         self,
@@ -181,8 +203,14 @@ class MeshInstance:
         version: str = "",
         metadata: Mapping[str, str] | None = None,
         extra_services: Sequence[Callable[[grpc.aio.Server], None]] = (),
+        tls: InstanceTls | None = None,
+        token: str | SecretStr | None = None,
     ) -> None:
         self.service_name = service_name
+        self.tls = tls if tls is not None else tls_from_env()
+        if isinstance(token, str):
+            token = SecretStr(token) if token else None
+        self._token = token if token is not None else token_from_env()
         self.instance_id = instance_id or _default_instance_id(service_name)
         self.registry_address = registry
         self.host = host
@@ -222,13 +250,22 @@ class MeshInstance:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         for add in self._extra:
             add(server)
-        self.port = server.add_insecure_port(f"{self.host}:{self.port}")
+        bind = f"{self.host}:{self.port}"
+        if self.tls is not None:
+            self.port = server.add_secure_port(bind, server_credentials(self.tls.server()))
+        else:
+            self.port = server.add_insecure_port(bind)
         await server.start()
         self._server = server
         await self.set_serving(True)
-        self._channel = grpc.aio.insecure_channel(self.registry_address)
+        client_tls = self.tls.client() if self.tls is not None else None
+        self._channel = open_channel(self.registry_address, client_tls, token=self._token)
         self._registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
-        await self.register()
+        try:
+            await self.register()
+        except BaseException:
+            await self.stop(grace=0)  # e.g. UNAUTHENTICATED: do not leave the port open
+            raise
         self._keeper = asyncio.create_task(self._keep_alive(), name=f"lease:{self.instance_id}")
         return self
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.core.config import MeshConfig
+from services.core.config import MeshConfig, service_token
 from services.core.redis_client import AnyRedis
 from services.core.runner import Background, ProcessApp
 from services.core.server import ServiceDef
@@ -30,7 +30,14 @@ def build(config: MeshConfig, redis: AnyRedis) -> ProcessApp:
         cfg.history_retention_s,
     )
     feed = Feed(stream)
-    router = RouterPublisher(cfg.router_address, cfg.router_timeout_s) if cfg.router_address else None
+    router = None
+    if cfg.router_address:
+        router = RouterPublisher(
+            cfg.router_address,
+            cfg.router_timeout_s,
+            tls=config.client_tls,
+            token=service_token(config.auth),
+        )
     workers = EventWorkers(cfg, providers, EventProcessor(history, stream, router))
     writer = HistoryWriter(history)
     intake = Intake(providers, history, writer)

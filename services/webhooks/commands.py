@@ -1,7 +1,9 @@
 """``wedmesh dlq webhooks list|replay|purge``: dead letters over gRPC to the webhooks port.
 
 Exit codes: 0 done, 1 bad arguments, 2 the call failed (the status is printed).
-Output is one JSON object per line, so it pipes into ``jq``.
+Output is one JSON object per line, so it pipes into ``jq``. The port is dialled per
+``[client_tls]`` and, with auth on, with the token in ``$WEDMESH_SERVICE_TOKEN``
+(``auth.token_env``); replay and purge need one with the ``admin`` scope.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from services.core.channels import missing_token_hint, open_mesh_channel
 from services.core.config import MeshConfig
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
@@ -48,10 +51,12 @@ def run(args: argparse.Namespace, config: MeshConfig) -> int:
         return 1
     address = args.address or config.webhooks.address
     try:
-        for line in asyncio.run(_call(address, args)):
+        for line in asyncio.run(_call(address, args, config)):
             print(json.dumps(line, sort_keys=True))
     except grpc.aio.AioRpcError as exc:
         print(f"wedmesh dlq webhooks {args.dlq_action}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            print(f"hint: {missing_token_hint(config)}", file=sys.stderr)
         return 2
     return 0
 
@@ -61,8 +66,8 @@ def _dict(message: Any) -> dict[str, Any]:
     return out
 
 
-async def _call(address: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def _call(address: str, args: argparse.Namespace, config: MeshConfig) -> list[dict[str, Any]]:
+    async with open_mesh_channel(address, config) as channel:
         stub = webhooks_pb2_grpc.WebhookIntakeServiceStub(channel)
         if args.dlq_action == "list":
             lines: list[dict[str, Any]] = []

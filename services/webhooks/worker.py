@@ -16,10 +16,13 @@ import logging
 from collections.abc import Mapping
 
 import grpc
+from pydantic import SecretStr
 
+from services.core.channels import open_channel
 from services.core.errors import MeshError
 from services.core.queue import Delivery, PermanentError, RetryableError, Worker
 from services.core.server import NOT_SERVING, SERVING, ServiceHost
+from services.core.settings_base import ClientTls
 from services.webhooks import records
 from services.webhooks.feed import NormalizedStream
 from services.webhooks.history import History
@@ -47,12 +50,24 @@ def describe(error: BaseException) -> str:
 
 
 class RouterPublisher:
-    """``RouterService.Publish`` over one persistent channel."""
+    """``RouterService.Publish`` over one persistent channel.
 
-    def __init__(self, address: str, timeout_s: float) -> None:
+    The channel follows ``[client_tls]`` and, when auth is on, carries the webhooks
+    process's own token (``$WEDMESH_SERVICE_TOKEN``): the router sees the webhooks service
+    as the caller.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float,
+        *,
+        tls: ClientTls | None = None,
+        token: SecretStr | None = None,
+    ) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = open_channel(address, tls, token=token, options=CHANNEL_OPTIONS)
         self._stub = router_pb2_grpc.RouterServiceStub(self._channel)
 
     async def publish(self, event: events_pb2.WeddingEvent) -> None:

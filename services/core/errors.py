@@ -25,6 +25,8 @@ from collections.abc import Iterator
 
 import grpc
 import redis.exceptions
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 
 class MeshError(Exception):
@@ -95,6 +97,23 @@ _HTTP_FOR_GRPC = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
+
+
+def retry_delay_of(error: grpc.aio.AioRpcError) -> float | None:
+    """The server's ``google.rpc.RetryInfo`` delay in seconds, if it sent one.
+
+    Clients inside the mesh pass it on (a worker parks the event that long, the shim turns
+    it into ``Retry-After``) instead of guessing a backoff of their own.
+    """
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:  # trailers that contradict the call's code: ignore them
+        return None
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return max(0.0, info.retry_delay.ToTimedelta().total_seconds())
+    return None
 
 
 def http_status_for(code: grpc.StatusCode) -> int:

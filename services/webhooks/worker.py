@@ -19,7 +19,7 @@ import grpc
 from pydantic import SecretStr
 
 from services.core.channels import open_channel
-from services.core.errors import MeshError
+from services.core.errors import MeshError, retry_delay_of
 from services.core.queue import Delivery, PermanentError, RetryableError, Worker
 from services.core.server import NOT_SERVING, SERVING, ServiceHost
 from services.core.settings_base import ClientTls
@@ -78,7 +78,8 @@ class RouterPublisher:
             text = f"router Publish failed: {exc.code().name}: {exc.details()}"
             if exc.code() in _PERMANENT_CODES:
                 raise PermanentError(text) from None
-            raise RetryableError(text) from None
+            # A full router queue says when to come back (RetryInfo); that wins over our backoff.
+            raise RetryableError(text, retry_after=retry_delay_of(exc)) from None
 
     async def close(self) -> None:
         await self._channel.close()

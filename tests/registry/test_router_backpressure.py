@@ -12,7 +12,10 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from services.core.config import MeshConfig, with_overrides
+from services.core.queue import RetryableError
+from services.webhooks.worker import RouterPublisher
 from tests.registry.conftest import SVC
+from wedsync.events.v1 import events_pb2
 from wedsync.registry.v1 import message_pb2 as mpb
 from wedsync.registry.v1 import router_pb2 as rpb
 from wedsync.registry.v1 import router_pb2_grpc
@@ -71,3 +74,20 @@ async def test_repeated_idempotency_key_is_a_duplicate_when_full(limited_router:
     assert (again.message_id, again.duplicate) == (first.message_id, True)
     with pytest.raises(grpc.aio.AioRpcError):
         await send(limited_router, idempotency_key="order-2")
+
+
+async def test_webhooks_worker_waits_as_long_as_a_full_router_asks(
+    start_service: Any, fast_config: MeshConfig
+) -> None:
+    """The webhooks worker's publisher turns a full router's RetryInfo into the event's retry delay."""
+    host = await start_service("registry", with_overrides(fast_config, {"registry.max_queue_depth": LIMIT}))
+    publisher = RouterPublisher(f"127.0.0.1:{host.port}", 5.0)
+    try:
+        for n in range(LIMIT):  # wedding.* fans out to services with no instance: nothing drains
+            await publisher.publish(events_pb2.WeddingEvent(id=f"evt-{n}", type="wedding.created"))
+        with pytest.raises(RetryableError) as err:
+            await publisher.publish(events_pb2.WeddingEvent(id="evt-full", type="wedding.created"))
+    finally:
+        await publisher.close()
+    assert "RESOURCE_EXHAUSTED" in str(err.value)
+    assert err.value.retry_after is not None and err.value.retry_after > 0

@@ -42,6 +42,7 @@ from typing import Any
 
 import grpc
 
+from services.core.autopipeline import batching
 from services.core.channels import open_channel
 from services.core.errors import MeshError, translate_redis_errors
 from services.core.queue import Delivery, DurableQueue, PermanentError, RetryableError, RetryPolicy, Worker
@@ -50,7 +51,6 @@ from services.core.server import ServiceHost
 from services.core.settings_base import ClientTls
 from services.registry import metrics
 from services.registry.admin import RouterAdmin, services_key
-from services.registry.autopipeline import batching
 from services.registry.codec import METADATA_ATTEMPT, METADATA_MESSAGE_ID, queue_name
 from services.registry.routes import RoutesTable
 from services.registry.settings import RegistryConfig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.core.autopipeline import batching
 from services.core.config import MeshConfig, service_token
 from services.core.redis_client import AnyRedis
 from services.core.runner import Background, ProcessApp
@@ -20,8 +21,10 @@ SERVICE_NAME = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookIntakeService"].
 
 def build(config: MeshConfig, redis: AnyRedis) -> ProcessApp:
     cfg = config.webhooks
-    providers = load_providers(cfg.providers, redis)
-    history = History(redis, cfg.history_retention_s)
+    # Intake's enqueue and history scripts from concurrent webhooks share pipelines.
+    scripts = batching(redis)
+    providers = load_providers(cfg.providers, scripts)
+    history = History(scripts, cfg.history_retention_s)
     longest_dedup = max((p.dedup_window_s for p in cfg.providers.values()), default=0.0)
     stream = NormalizedStream(
         redis,

@@ -68,6 +68,11 @@ class ShimConfig(Section):
     body_timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
         default=10.0, description="a body not fully received by then is cut off (408): slow clients"
     )
+    header_timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0,
+        description="a request head not fully received by then is cut off (408, or a plain close when "
+        "nothing was sent): slowloris and idle connections",
+    )
     tls: ServerTls | None = Field(default=None, description="HTTPS (and mutual TLS) for providers")
 
 

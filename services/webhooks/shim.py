@@ -244,8 +244,14 @@ def uvicorn_server(
     port: int,
     ssl: dict[str, Any] | None = None,
 ) -> Any:
-    """The uvicorn server for the shim app (the same settings standalone and embedded)."""
+    """The uvicorn server for the shim app (the same settings standalone and embedded).
+
+    Each request head must arrive within ``header_timeout_s`` (see :mod:`.head_timeout`). There
+    is no WebSocket route, so no WebSocket protocol is loaded and an upgrade is a plain request.
+    """
     import uvicorn
+
+    from services.webhooks.head_timeout import head_timeout_protocol
 
     return uvicorn.Server(
         uvicorn.Config(
@@ -253,6 +259,8 @@ def uvicorn_server(
             host=host,
             port=port,
             **(ssl or {}),
+            http=head_timeout_protocol(config.header_timeout_s),
+            ws="none",
             log_config=None,
             access_log=False,
             server_header=False,

@@ -51,7 +51,7 @@ class LocalBackend:
                 raise IntakeRefused(exc.http_status, exc.message) from None
             log.warning("intake unavailable", extra={"reason": type(exc).__name__})
             raise IntakeRefused(
-                503, exc.message if exc.http_status == 503 else "intake unavailable"
+                503, exc.message if exc.http_status == 503 else "intake unavailable", exc.retry_after
             ) from None
         except Exception:
             log.exception("unexpected intake error", extra={"request_id": logs.request_id_var.get()})

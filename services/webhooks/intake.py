@@ -39,7 +39,7 @@ log = logging.getLogger("wedmesh.webhooks")
 Outcome = webhooks_pb2.IngestOutcome
 Status = webhooks_pb2.WebhookEventStatus
 MAX_FIELD_CHARS = 256
-QUEUE_FULL_RETRY_AFTER_S = 5.0
+QUEUE_FULL_RETRY_AFTER_S = 10.0
 FULL_LOG_EVERY_S = 10.0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ from starlette.routing import Route
 from services.core import logs, metrics
 from services.core.channels import open_channel
 from services.core.config import MeshConfig, ShimConfig, service_token
-from services.core.errors import http_status_for
+from services.core.errors import http_status_for, retry_delay_of
 from services.core.settings_base import ClientTls
 from services.core.tls import uvicorn_ssl
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
@@ -42,7 +43,8 @@ PROVIDER_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
 MAX_HEADERS = 100
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")  # anything else is replaced, never forwarded
-RETRY_AFTER_S = "5"
+DEFAULT_RETRY_AFTER_S = 5  # when intake gave no delay of its own
+UNAVAILABLE_MESSAGE = "webhook intake is unavailable; retry later"
 _OUTCOME = {
     webhooks_pb2.INGEST_OUTCOME_ACCEPTED: "accepted",
     webhooks_pb2.INGEST_OUTCOME_DUPLICATE: "duplicate",
@@ -64,10 +66,11 @@ class _BodyTooLarge(Exception):
 class IntakeRefused(Exception):
     """Intake answered with an error: the HTTP status to send and a message for the caller."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 class Backend(Protocol):
@@ -126,10 +129,15 @@ class GrpcBackend:
             if code in _CLIENT_CODES:
                 raise IntakeRefused(http_status_for(code), exc.details() or code.name.lower()) from None
             log.warning("intake unavailable", extra={"code": code.name})
-            raise IntakeRefused(503, "webhook intake is unavailable; retry later") from None
+            delay = retry_delay_of(exc)
+            # RetryInfo means intake itself refused (queue full, provider not configured): its
+            # message is for the provider. Without it the failure is the channel's, whose text
+            # names internal addresses.
+            message = exc.details() if delay is not None and exc.details() else UNAVAILABLE_MESSAGE
+            raise IntakeRefused(503, message, delay) from None
         except Exception:  # a local gRPC failure: the provider retries, nothing was acknowledged
             log.exception("calling intake failed")
-            raise IntakeRefused(503, "webhook intake is unavailable; retry later") from None
+            raise IntakeRefused(503, UNAVAILABLE_MESSAGE) from None
         return reply
 
     async def ready(self) -> str | None:
@@ -142,8 +150,11 @@ class GrpcBackend:
         return None
 
 
-def _error(status: int, message: str, *, retry: bool = False) -> JSONResponse:
-    headers = {"Retry-After": RETRY_AFTER_S} if retry else None
+def _error(
+    status: int, message: str, *, retry: bool = False, retry_after: float | None = None
+) -> JSONResponse:
+    seconds = DEFAULT_RETRY_AFTER_S if retry_after is None else max(1, math.ceil(retry_after))
+    headers = {"Retry-After": str(seconds)} if retry else None
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -207,7 +218,7 @@ def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
             try:
                 reply = await intake.ingest(provider_id, headers, body, remote)
             except IntakeRefused as exc:
-                return _error(exc.status, exc.message, retry=exc.status == 503)
+                return _error(exc.status, exc.message, retry=exc.status == 503, retry_after=exc.retry_after)
             outcome = _OUTCOME.get(reply.outcome, "accepted")
             return JSONResponse({"event_id": reply.event_id, "status": outcome})
         finally:

@@ -15,6 +15,7 @@ from services.core.config import MeshConfig, with_overrides
 from services.core.local_redis import free_port
 from services.core.queue import DurableQueue
 from services.core.server import ServiceHost
+from services.webhooks.intake import QUEUE_FULL_RETRY_AFTER_S
 from services.webhooks.providers import queue_name
 from services.webhooks.settings import DEFAULT_MAX_QUEUE_DEPTH, ProviderConfig
 from tests.waiting import wait_for
@@ -77,7 +78,8 @@ async def test_full_provider_queue_answers_503_then_accepts_after_a_worker_drain
 
     refused_body, refused = await post_new(shim)
     assert refused.status_code == 503, refused.text
-    assert int(refused.headers["retry-after"]) > 0
+    assert int(refused.headers["retry-after"]) == QUEUE_FULL_RETRY_AFTER_S  # intake's own delay
+    assert "webhooks.providers.stripe.max_queue_depth" in refused.json()["error"]  # and its message
     repeat = await shim.post("stripe", bodies[0], stripe_headers(bodies[0], STRIPE_SECRET))
     assert repeat.status_code == 200, repeat.text
     assert repeat.json() == {"event_id": accepted[0], "status": "duplicate"}

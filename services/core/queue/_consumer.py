@@ -13,6 +13,7 @@ Renewal runs on the event loop: a handler that blocks the loop for longer than a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import logging
@@ -72,6 +73,9 @@ class Worker:
         self.ready = ready
         self.idle_wait = idle_wait
         self._in_flight: dict[str, Delivery] = {}
+        # Read past ``max_in_flight`` (XREADGROUP's COUNT is per stream): held, leases
+        # renewed, dispatched first as slots free up.
+        self._held: collections.deque[Delivery] = collections.deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -145,6 +149,11 @@ class Worker:
             self._slot_free.clear()
             await self._idle_for(self._slot_free.wait())
             return
+        if self._held:
+            while self._held and free > 0:
+                self._dispatch(self._held.popleft())
+                free -= 1
+            return
         if not await self._is_ready():
             await self._idle_for(asyncio.sleep(self.idle_wait))
             return
@@ -158,8 +167,13 @@ class Worker:
             # reclaimed after a lease (late, never lost).
             deliveries = await self._idle_for(self.queue.wait(self.consumer, free, wait))
         for delivery in deliveries:
-            if delivery.entry_id not in self._in_flight:  # reclaimed to ourselves: one run only
+            if delivery.entry_id in self._in_flight:  # reclaimed to ourselves: one run only
+                continue
+            if free > 0:
                 self._dispatch(delivery)
+                free -= 1
+            else:
+                self._held.append(delivery)
 
     async def _idle_for(self, waiting: Awaitable[T]) -> T:
         """Await ``waiting`` while marked idle, so that :meth:`stop` may cancel it."""
@@ -240,7 +254,7 @@ class Worker:
         interval = self.lease / 3
         while True:
             await asyncio.sleep(interval)
-            held = list(self._in_flight.values())
+            held = [*self._in_flight.values(), *self._held]
             if not held:
                 continue
             try:

@@ -321,6 +321,8 @@ class DurableQueue:
             delivery.attempt,
             error,
             uuid.uuid4().hex[:12],
+            delivery.message_id,
+            delivery.ordering_key or "",
         ]
         with translate_redis_errors("retry"):
             return bool(await self._scripts.retry(keys=self._slot_keys, args=args))
@@ -335,6 +337,8 @@ class DurableQueue:
             delivery.attempt,
             error,
             _ms(self.dead_retention),
+            delivery.message_id,
+            delivery.ordering_key or "",
         ]
         with translate_redis_errors("dead"):
             return bool(await self._scripts.dead(keys=self._slot_keys, args=args))

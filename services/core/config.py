@@ -73,6 +73,16 @@ class ShimConfig(Section):
         description="a request head not fully received by then is cut off (408, or a plain close when "
         "nothing was sent): slowloris and idle connections",
     )
+    max_in_flight: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=1024,
+        description="webhooks being read or handed to intake at once; past it 503 + Retry-After (shed "
+        "cheaply, so a burst of thousands keeps intake busy instead of timing out)",
+    )
+    max_connections: Annotated[int, Field(ge=16, le=1_000_000)] = Field(
+        default=16384,
+        description="open HTTP connections; past it uvicorn answers a plain 503 (the process's open-file "
+        "limit is raised to fit, up to the hard limit)",
+    )
     tls: ServerTls | None = Field(default=None, description="HTTPS (and mutual TLS) for providers")
 
 

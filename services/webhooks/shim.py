@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import re
+import resource
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -184,8 +185,18 @@ def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
         finally:
             await intake.close()
 
+    in_flight = 0
+
     async def receive_webhook(request: Request) -> Response:
-        response = await _receive(request)
+        nonlocal in_flight
+        if in_flight >= config.max_in_flight:  # shed before reading anything: cheap under a burst
+            response = _error(503, "too many webhooks in flight; retry shortly", retry=True, retry_after=1)
+        else:
+            in_flight += 1
+            try:
+                response = await _receive(request)
+            finally:
+                in_flight -= 1
         metrics.HTTP_REQUESTS.labels("webhook", str(response.status_code)).inc()
         return response
 
@@ -264,6 +275,8 @@ def uvicorn_server(
 
     from services.webhooks.head_timeout import head_timeout_protocol
 
+    raise_open_file_limit(config.max_connections)
+
     return uvicorn.Server(
         uvicorn.Config(
             create_app(config, backend),
@@ -277,9 +290,28 @@ def uvicorn_server(
             server_header=False,
             timeout_keep_alive=5,
             timeout_graceful_shutdown=10,
-            limit_concurrency=2048,
+            limit_concurrency=config.max_connections,
         )
     )
+
+
+def raise_open_file_limit(connections: int) -> int:
+    """Let this process hold ``connections`` sockets (plus headroom) if the hard limit allows.
+
+    The usual soft limit (1024) would make accept() fail long before ``max_connections``.
+    Returns the soft limit now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 1024
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if wanted > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            log.warning("could not raise the open-file limit", extra={"soft": soft, "wanted": wanted})
+    return soft
 
 
 async def run_shim(mesh: MeshConfig) -> None:

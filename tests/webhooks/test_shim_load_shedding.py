@@ -1,0 +1,88 @@
+"""Past ``shim.max_in_flight`` webhooks the shim sheds load: 503 + Retry-After, at once.
+
+The shim runs as in production (``uvicorn_server``) over real loopback HTTP; its intake
+backend is a gate that holds every webhook until released, so "in flight" is certain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+from collections.abc import AsyncIterator
+
+import httpx
+import uvicorn
+
+from services.core.config import ShimConfig
+from services.core.local_redis import free_port
+from services.webhooks.shim import raise_open_file_limit, uvicorn_server
+from tests.waiting import wait_for
+from wedsync.webhooks.v1 import webhooks_pb2
+
+
+class GatedIntake:
+    """Holds each ingest until ``release`` is set; counts how many are held."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.held = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ready(self) -> str | None:
+        return None
+
+    async def ingest(
+        self, provider_id: str, headers: dict[str, str], body: bytes, remote_addr: str
+    ) -> webhooks_pb2.IngestResponse:
+        self.held += 1
+        await self.release.wait()
+        return webhooks_pb2.IngestResponse(event_id=f"whe_{self.held}")
+
+
+@contextlib.asynccontextmanager
+async def serving(config: ShimConfig, intake: GatedIntake) -> AsyncIterator[str]:
+    server: uvicorn.Server = uvicorn_server(config, intake, host="127.0.0.1", port=config.port)
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for(lambda: server.started, what="shim started")
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_webhooks_past_max_in_flight_get_503_with_retry_after_then_pass_again() -> None:
+    config = ShimConfig(port=free_port(), max_in_flight=2)
+    intake = GatedIntake()
+    async with serving(config, intake) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+
+        def post() -> asyncio.Task[httpx.Response]:
+            return asyncio.create_task(
+                client.post("/webhooks/stripe", content=b"{}", headers={"content-type": "application/json"})
+            )
+
+        held = [post(), post()]
+        await wait_for(lambda: intake.held == 2, what="two webhooks held by intake")
+        shed = await post()
+        assert shed.status_code == 503
+        assert shed.headers["retry-after"] == "1"
+        assert "too many webhooks in flight" in shed.json()["error"]
+        assert intake.held == 2  # the shed webhook never reached intake
+
+        intake.release.set()
+        assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
+        assert (await post()).status_code == 200  # slots are given back
+
+
+def test_open_file_limit_is_raised_to_fit_the_connections() -> None:
+    """max_connections sockets plus headroom fit under the soft limit (as far as the hard one allows)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    wanted = 4096 + 1024 if hard == resource.RLIM_INFINITY else min(4096 + 1024, hard)
+    assert raise_open_file_limit(4096) >= wanted
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= wanted

@@ -403,6 +403,7 @@ def print_load(load: LoadResult, count: int, clients: int) -> None:
     names = {
         "200": "200",
         "503-limit": "503 (shim connection limit)",
+        "503-shed": "503 (shim max_in_flight shedding)",
         "503-full": "503 (intake queue full)",
         "503-intake": "503 (intake unavailable/slow)",
     }

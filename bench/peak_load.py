@@ -106,9 +106,10 @@ class Load:
 async def attempt(port: int, src: str, request: bytes) -> tuple[str, float, float]:
     """One POST on a fresh connection → (outcome, when the answer arrived, Retry-After or 0).
 
-    Outcomes: ``200``, ``503-limit`` (uvicorn's connection limit: plain text), ``503-full``
-    (intake's queue-depth limit), ``503-intake`` (any other JSON 503 of the shim: intake
-    unavailable or too slow), another status, or ``error:<type>``.
+    Outcomes: ``200``, ``503-limit`` (uvicorn's connection limit: plain text), ``503-shed``
+    (the shim's ``max_in_flight`` load shedding), ``503-full`` (intake's queue-depth limit),
+    ``503-intake`` (any other JSON 503 of the shim: intake unavailable or too slow), another
+    status, or ``error:<type>``.
     """
     writer = None
     try:
@@ -132,6 +133,8 @@ async def attempt(port: int, src: str, request: bytes) -> tuple[str, float, floa
             retry_after = float(line[12:])
     if not body.startswith(b"{"):
         return "503-limit", at, retry_after
+    if b"too many webhooks in flight" in body:
+        return "503-shed", at, retry_after
     return ("503-full" if b"max_queue_depth" in body else "503-intake"), at, retry_after
 
 

@@ -75,8 +75,11 @@ class ShimConfig(Section):
     )
     max_in_flight: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         default=1024,
-        description="webhooks being read or handed to intake at once; past it 503 + Retry-After (shed "
-        "cheaply, so a burst of thousands keeps intake busy instead of timing out)",
+        description="webhooks being read or handed to intake at once; more wait their turn (in order) "
+        "up to admission_wait_s, then get 503 + Retry-After",
+    )
+    admission_wait_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=5.0, description="how long a webhook may wait for one of the max_in_flight slots"
     )
     max_connections: Annotated[int, Field(ge=16, le=1_000_000)] = Field(
         default=16384,

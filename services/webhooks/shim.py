@@ -173,6 +173,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _admitted(slots: asyncio.Semaphore, wait_s: float) -> bool:
+    """Take a slot, waiting at most ``wait_s``; no timer at all when one is free."""
+    if not slots.locked():
+        await slots.acquire()
+        return True
+    try:
+        async with asyncio.timeout(wait_s):
+            await slots.acquire()
+    except TimeoutError:
+        return False
+    return True
+
+
 def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
     """The shim as an ASGI app; by default one gRPC channel to intake for its whole life."""
     intake: Backend = backend or GrpcBackend(config)
@@ -185,18 +198,22 @@ def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
         finally:
             await intake.close()
 
-    in_flight = 0
+    # A burst waits its turn (in order) rather than being refused at once: refusing invites
+    # every sender back within seconds, and that herd costs more than the webhooks themselves.
+    slots = asyncio.Semaphore(config.max_in_flight)
 
     async def receive_webhook(request: Request) -> Response:
-        nonlocal in_flight
-        if in_flight >= config.max_in_flight:  # shed before reading anything: cheap under a burst
-            response = _error(503, "too many webhooks in flight; retry shortly", retry=True, retry_after=1)
-        else:
-            in_flight += 1
+        if await _admitted(slots, config.admission_wait_s):
             try:
                 response = await _receive(request)
             finally:
-                in_flight -= 1
+                slots.release()
+        else:
+            response = _error(
+                503,
+                f"too many webhooks in flight (waited {config.admission_wait_s:g} s for a slot); retry later",
+                retry=True,
+            )
         metrics.HTTP_REQUESTS.labels("webhook", str(response.status_code)).inc()
         return response
 

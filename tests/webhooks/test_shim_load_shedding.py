@@ -1,4 +1,4 @@
-"""Past ``shim.max_in_flight`` webhooks the shim sheds load: 503 + Retry-After, at once.
+"""Past ``shim.max_in_flight`` webhooks wait their turn; past ``admission_wait_s``: 503 + Retry-After.
 
 The shim runs as in production (``uvicorn_server``) over real loopback HTTP; its intake
 backend is a gate that holds every webhook until released, so "in flight" is certain.
@@ -12,6 +12,7 @@ import resource
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import uvicorn
 
 from services.core.config import ShimConfig
@@ -57,27 +58,42 @@ async def serving(config: ShimConfig, intake: GatedIntake) -> AsyncIterator[str]
         await task
 
 
-async def test_webhooks_past_max_in_flight_get_503_with_retry_after_then_pass_again() -> None:
-    config = ShimConfig(port=free_port(), max_in_flight=2)
+def post(client: httpx.AsyncClient) -> asyncio.Task[httpx.Response]:
+    headers = {"content-type": "application/json"}
+    return asyncio.create_task(client.post("/webhooks/stripe", content=b"{}", headers=headers))
+
+
+async def test_a_webhook_past_max_in_flight_waits_its_turn() -> None:
+    """With every slot taken, the next webhook waits (not refused) and passes once one frees."""
+    config = ShimConfig(port=free_port(), max_in_flight=2, admission_wait_s=60)
+    intake = GatedIntake()
+    async with serving(config, intake) as base, httpx.AsyncClient(base_url=base, timeout=90) as client:
+        held = [post(client), post(client)]
+        await wait_for(lambda: intake.held == 2, what="two webhooks held by intake")
+        waiting = post(client)
+        with pytest.raises(TimeoutError):  # it is not answered while the slots are taken ...
+            await asyncio.wait_for(asyncio.shield(waiting), 0.5)
+        assert intake.held == 2  # ... and has not reached intake
+        intake.release.set()
+        assert [r.status_code for r in await asyncio.gather(*held, waiting)] == [200, 200, 200]
+        assert intake.held == 3
+
+
+async def test_a_webhook_that_waits_too_long_gets_503_with_retry_after() -> None:
+    """Past admission_wait_s without a free slot: 503 + Retry-After, intake never called."""
+    config = ShimConfig(port=free_port(), max_in_flight=1, admission_wait_s=0.2)
     intake = GatedIntake()
     async with serving(config, intake) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
-
-        def post() -> asyncio.Task[httpx.Response]:
-            return asyncio.create_task(
-                client.post("/webhooks/stripe", content=b"{}", headers={"content-type": "application/json"})
-            )
-
-        held = [post(), post()]
-        await wait_for(lambda: intake.held == 2, what="two webhooks held by intake")
-        shed = await post()
+        held = post(client)
+        await wait_for(lambda: intake.held == 1, what="one webhook held by intake")
+        shed = await post(client)
         assert shed.status_code == 503
-        assert shed.headers["retry-after"] == "1"
+        assert int(shed.headers["retry-after"]) >= 1
         assert "too many webhooks in flight" in shed.json()["error"]
-        assert intake.held == 2  # the shed webhook never reached intake
-
+        assert intake.held == 1
         intake.release.set()
-        assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
-        assert (await post()).status_code == 200  # slots are given back
+        assert (await held).status_code == 200
+        assert (await post(client)).status_code == 200  # the slot was given back
 
 
 def test_open_file_limit_is_raised_to_fit_the_connections() -> None:

@@ -99,6 +99,7 @@ class DurableQueue:
         self.client = client
         self.name = name
         self.keys = QueueKeys(name)
+        self._idem_prefix = self.keys.extra("idem", "x")[:-1]  # built (and checked) once, not per call
         self.group = group
         self.policy = policy or RetryPolicy()
         self.weights = weights
@@ -134,7 +135,7 @@ class DurableQueue:
 
     def idempotency_key(self, key: str) -> str:
         """Redis key remembering an idempotency key (hashed: any text is allowed)."""
-        return self.keys.extra("idem", hashlib.sha256(key.encode()).hexdigest()[:40])
+        return self._idem_prefix + hashlib.sha256(key.encode()).hexdigest()[:40]
 
     async def enqueue(
         self,

@@ -41,15 +41,17 @@ async def test_extra_entries_from_one_read_wait_for_a_free_slot(redis_client: ai
         await gate.wait()
 
     handler = RecordingHandler(blocked)
-    async with Worker(queue, handler, lease=0.6, max_in_flight=1, idle_wait=0.05):
+    async with Worker(queue, handler, lease=2.0, max_in_flight=1, idle_wait=0.05):
         await handler.wait_for(1)
         # Two leases pass while two entries are held: renewal keeps them ours, not reclaimed.
-        await asyncio.wait_for(_leases_pass(queue, 1.2), 10)
+        await asyncio.wait_for(_leases_pass(queue, 4.0), 20)
         assert handler.active == 1
         gate.set()
         await handler.wait_for(3)
     assert handler.max_active == 1
-    assert sorted(d.attempt for d in handler.deliveries) == [1, 1, 1]
+    assert sorted(d.attempt for d in handler.deliveries) == [1, 1, 1], [
+        (d.payload, d.attempt, d.entry_id) for d in handler.deliveries
+    ]
     assert sorted(d.payload for d in handler.deliveries) == [b"HIGH", b"LOW", b"NORMAL"]
 
 

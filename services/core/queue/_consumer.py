@@ -44,6 +44,10 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+def _slot(delivery: Delivery) -> tuple[int, str]:
+    return delivery.stream_index, delivery.entry_id
+
+
 class Worker:
     """Runs ``handler`` for the entries of ``queue``; at-least-once, leases renewed.
 
@@ -72,7 +76,8 @@ class Worker:
         self.max_in_flight = max_in_flight
         self.ready = ready
         self.idle_wait = idle_wait
-        self._in_flight: dict[str, Delivery] = {}
+        # Keyed by (stream, entry id): two priority streams can hand out the same entry id.
+        self._in_flight: dict[tuple[int, str], Delivery] = {}
         # Read past ``max_in_flight`` (XREADGROUP's COUNT is per stream): held, leases
         # renewed, dispatched first as slots free up.
         self._held: collections.deque[Delivery] = collections.deque()
@@ -167,7 +172,7 @@ class Worker:
             # reclaimed after a lease (late, never lost).
             deliveries = await self._idle_for(self.queue.wait(self.consumer, free, wait))
         for delivery in deliveries:
-            if delivery.entry_id in self._in_flight:  # reclaimed to ourselves: one run only
+            if _slot(delivery) in self._in_flight:  # reclaimed to ourselves: one run only
                 continue
             if free > 0:
                 self._dispatch(delivery)
@@ -192,7 +197,7 @@ class Worker:
         return bool(verdict)
 
     def _dispatch(self, delivery: Delivery) -> None:
-        self._in_flight[delivery.entry_id] = delivery
+        self._in_flight[_slot(delivery)] = delivery
         task = asyncio.create_task(self._deliver(delivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -214,7 +219,7 @@ class Worker:
             except MeshError as exc:  # stays pending; reclaimed after a lease
                 log.warning("queue %s: could not settle %s: %s", self.queue.name, delivery.message_id, exc)
         finally:
-            self._in_flight.pop(delivery.entry_id, None)
+            self._in_flight.pop(_slot(delivery), None)
             self._slot_free.set()
 
     async def _ack(self, delivery: Delivery) -> bool:

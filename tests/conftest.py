@@ -2,6 +2,9 @@
 
 No fakeredis and no shared server: the session's Redis runs on a free loopback port
 with its data in a temporary folder, started by the same code that ``wedmesh up`` uses.
+``MESH_TEST_REDIS=cluster`` makes it a local three-master Redis Cluster and
+``MESH_TEST_REDIS_SERVER`` picks the binary (tests/redis_mode.py); tests marked
+``single_redis`` (they kill, restart or proxy the one node) are deselected on a cluster.
 """
 
 from __future__ import annotations
@@ -13,15 +16,30 @@ from typing import Any
 import grpc
 import pytest
 import redis
-import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.core.config import EXAMPLE_CONFIG, MeshConfig, load_config, with_overrides
-from services.core.local_redis import RedisServer, free_port, start_redis_server
-from services.core.redis_client import connect
+from services.core.local_redis import RedisCluster, RedisServer, find_redis_server, free_port
+from services.core.redis_client import AnyRedis, connect
 from services.core.runner import ProcessRuntime
 from services.core.server import ServiceHost
+from tests import redis_mode
 from tests.waiting import wait_for
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    binary = redis_mode.SERVER_BINARY or find_redis_server()
+    return f"redis: {redis_mode.MODE}, {binary} ({redis_mode.server_version(binary)})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a cluster, leave out the tests that need exactly one Redis node (reported as deselected)."""
+    if not redis_mode.CLUSTER:
+        return
+    single = [item for item in items if item.get_closest_marker(redis_mode.SINGLE_REDIS_MARKER)]
+    if single:
+        config.hook.pytest_deselected(items=single)
+        items[:] = [item for item in items if not item.get_closest_marker(redis_mode.SINGLE_REDIS_MARKER)]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,30 +53,41 @@ def _isolated_environment() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One private Redis for the whole session (AOF on, as in production)."""
-    server = start_redis_server(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
+def redis_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | RedisCluster]:
+    """One private Redis for the whole session: a server (AOF on, as in production) or a cluster."""
+    backend = redis_mode.start_backend(tmp_path_factory.mktemp("redis"))
+    yield backend
+    backend.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_backend: RedisServer | RedisCluster) -> RedisServer:
+    """The session Redis as one node, for tests that kill, restart or proxy it."""
+    if not isinstance(redis_backend, RedisServer):
+        raise RuntimeError("this test needs a single Redis node: mark it @pytest.mark.single_redis")
+    return redis_backend
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """URL of the session Redis, emptied before each test."""
-    if redis_server.process.poll() is not None:  # a fault test may have killed it
-        redis_server.restart()
-    client = redis.Redis.from_url(redis_server.url)
+def redis_url(redis_backend: RedisServer | RedisCluster) -> str:
+    """URL of the session Redis (a seed node on a cluster), emptied before each test."""
+    if isinstance(redis_backend, RedisCluster):
+        redis_backend.flushall()
+        return redis_backend.url
+    if redis_backend.process.poll() is not None:  # a fault test may have killed it
+        redis_backend.restart()
+    client = redis.Redis.from_url(redis_backend.url)
     try:
         client.flushall()
     finally:
         client.close()
-    return redis_server.url
+    return redis_backend.url
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """An asyncio client on the emptied session Redis."""
-    client = aioredis.Redis.from_url(redis_url)
+async def redis_client(redis_url: str) -> AsyncIterator[AnyRedis]:
+    """An asyncio client on the emptied session Redis (a RedisCluster client on a cluster)."""
+    client = redis_mode.async_client(redis_url)
     yield client
     await client.aclose()
 
@@ -71,6 +100,7 @@ def mesh_config(redis_url: str) -> MeshConfig:
         base,
         {
             "redis.url": redis_url,
+            "redis.cluster": redis_mode.CLUSTER,
             "registry.port": free_port(),
             "gateway.port": free_port(),
             "webhooks.port": free_port(),

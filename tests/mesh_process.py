@@ -18,6 +18,7 @@ from pathlib import Path
 
 from services.core.config import EXAMPLE_CONFIG
 from services.core.local_redis import free_port
+from tests import redis_mode
 from tests.waiting import wait_for
 
 START_TIMEOUT_S = 60.0
@@ -117,7 +118,7 @@ class ServeProcess:
 
 
 def mesh_env(redis_url: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for mesh processes on fresh free ports against ``redis_url``."""
+    """Environment for mesh processes on fresh free ports against ``redis_url`` (cluster-aware)."""
     env = dict(os.environ)
     ports = {name: str(free_port()) for name in ("REGISTRY", "GATEWAY", "WEBHOOKS", "SHIM")}
     env.update({f"WEDMESH_{name}__PORT": port for name, port in ports.items()})
@@ -135,6 +136,7 @@ def mesh_env(redis_url: str, overrides: dict[str, str] | None = None) -> dict[st
             "WEDMESH_SHUTDOWN__GRACE_S": "3",
             "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
             "SUPPLIER_WEBHOOK_SECRET": SUPPLIER_WEBHOOK_SECRET,
+            **redis_mode.service_env(),
             **(overrides or {}),
         }
     )

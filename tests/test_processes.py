@@ -15,6 +15,7 @@ import redis
 
 from services.core import probe
 from services.core.local_redis import free_port, port_is_free
+from tests.redis_mode import service_env
 from tests.waiting import wait_for_sync
 
 START_TIMEOUT_S = 40.0
@@ -111,6 +112,7 @@ class Up:
         return self.process.wait(timeout=60)
 
 
+@pytest.mark.single_redis  # `up` starts its own private single-node Redis
 def test_up_serves_every_port_and_sigint_leaves_nothing_behind(mesh_env: dict[str, str]) -> None:
     """`wedmesh up`: every gRPC port SERVING and /healthz 200; SIGINT stops all, frees all ports."""
     up = Up(mesh_env)
@@ -127,6 +129,7 @@ def test_up_serves_every_port_and_sigint_leaves_nothing_behind(mesh_env: dict[st
     assert processes_mentioning(mesh_env["WEDMESH_CONFIG"]) == []
 
 
+@pytest.mark.single_redis  # `up` starts its own private single-node Redis
 def test_up_keeps_redis_data_across_restarts(mesh_env: dict[str, str]) -> None:
     """The private Redis keeps its AOF in the data folder: data written survives `up` again."""
     url = f"redis://127.0.0.1:{mesh_env['WEDMESH_REDIS__LOCAL_PORT']}/0"
@@ -145,6 +148,7 @@ def test_up_keeps_redis_data_across_restarts(mesh_env: dict[str, str]) -> None:
         assert code == 0, up.text()[-2000:]
 
 
+@pytest.mark.single_redis  # `up` starts its own private single-node Redis
 def test_up_stops_everything_when_a_service_dies(mesh_env: dict[str, str]) -> None:
     """If one child dies the supervisor stops the rest and exits non-zero: nothing half-broken."""
     up = Up(mesh_env)
@@ -170,7 +174,7 @@ def test_up_with_redis_url_and_set_uses_that_redis_and_those_ports(
     mesh_env: dict[str, str], redis_url: str
 ) -> None:
     """`up --redis-url URL --set gateway.port=N`: no private Redis; the children use both."""
-    env = {k: v for k, v in mesh_env.items() if k != "WEDMESH_GATEWAY__PORT"}
+    env = {k: v for k, v in mesh_env.items() if k != "WEDMESH_GATEWAY__PORT"} | service_env()
     gateway_port = str(free_port())
     up = Up(env, "--redis-url", redis_url, "--set", f"gateway.port={gateway_port}")
     try:
@@ -185,7 +189,7 @@ def test_up_with_redis_url_and_set_uses_that_redis_and_those_ports(
 
 def test_serve_sigterm_exits_0_and_frees_the_port(mesh_env: dict[str, str], redis_url: str) -> None:
     """`wedmesh serve gateway` drains and exits 0 on SIGTERM."""
-    env = {**mesh_env, "REDIS_URL": redis_url}
+    env = {**mesh_env, "REDIS_URL": redis_url, **service_env()}
     port = env["WEDMESH_GATEWAY__PORT"]
     process = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "serve", "gateway"], env=env, stderr=subprocess.PIPE
@@ -213,7 +217,7 @@ def test_serve_on_a_taken_port_fails_with_a_clear_message(mesh_env: dict[str, st
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "services.cli", "serve", "registry", "--port", str(port)],
-            env={**mesh_env, "REDIS_URL": redis_url},
+            env={**mesh_env, "REDIS_URL": redis_url, **service_env()},
             capture_output=True,
             text=True,
             timeout=60,

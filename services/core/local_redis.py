@@ -110,18 +110,21 @@ def start_redis_server(
     appendonly: bool = True,
     appendfsync: str = "everysec",
     extra_args: list[str] | None = None,
+    binary: str | None = None,
 ) -> RedisServer:
     """Start ``redis-server`` bound to ``host`` with its data in ``data_dir``.
 
-    ``port=0`` picks a free port. With ``appendonly`` the AOF is on and RDB snapshots
-    are off, so what was acknowledged survives a restart within the ``appendfsync``
-    window (``always``: nothing lost; ``everysec``: up to one second on a power loss).
+    ``port=0`` picks a free port; ``binary`` names the server to run (default:
+    :func:`find_redis_server`), e.g. a Redis 6.2 to test the oldest supported version.
+    With ``appendonly`` the AOF is on and RDB snapshots are off, so what was acknowledged
+    survives a restart within the ``appendfsync`` window (``always``: nothing lost;
+    ``everysec``: up to one second on a power loss).
     """
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     chosen = port or free_port(host)
     args = [
-        find_redis_server(),
+        binary or find_redis_server(),
         "--port",
         str(chosen),
         "--bind",
@@ -220,8 +223,19 @@ class RedisCluster:
         for node in self.nodes:
             node.stop()
 
+    def flushall(self) -> None:
+        """Empty every master (FLUSHALL on one node empties only that node's slots)."""
+        for node in self.nodes:
+            client = redis.Redis(host=node.host, port=node.port, socket_timeout=2)
+            try:
+                client.flushall()
+            finally:
+                client.close()
 
-def start_redis_cluster(data_dir: Path, masters: int = 3, *, appendonly: bool = False) -> RedisCluster:
+
+def start_redis_cluster(
+    data_dir: Path, masters: int = 3, *, appendonly: bool = False, binary: str | None = None
+) -> RedisCluster:
     """Start ``masters`` cluster-enabled servers on free loopback ports and join them.
 
     Slots are assigned with CLUSTER ADDSLOTS and the nodes introduced with CLUSTER MEET
@@ -233,6 +247,7 @@ def start_redis_cluster(data_dir: Path, masters: int = 3, *, appendonly: bool = 
             data_dir / f"node{i}",
             port=_free_cluster_port(),
             appendonly=appendonly,
+            binary=binary,
             extra_args=[
                 "--cluster-enabled",
                 "yes",

@@ -12,7 +12,16 @@ from redis.commands.core import AsyncScript
 
 from services.core.lua import lua_source
 
-OPERATIONS = ("register", "heartbeat", "deregister", "reap", "set_health", "leader", "queue_split")
+OPERATIONS = (
+    "register",
+    "heartbeat",
+    "deregister",
+    "discover",
+    "reap",
+    "set_health",
+    "leader",
+    "queue_split",
+)
 
 
 def source(operation: str) -> str:
@@ -26,6 +35,7 @@ class Scripts:
     register: AsyncScript
     heartbeat: AsyncScript
     deregister: AsyncScript
+    discover: AsyncScript
     reap: AsyncScript
     set_health: AsyncScript
     leader: AsyncScript

@@ -141,28 +141,16 @@ class RegistryStore:
         return sorted(n.decode() if isinstance(n, bytes) else n for n in names)
 
     async def discover(self, service: str) -> list[pb.DiscoveredInstance]:
-        """Live instances of ``service``, sorted by instance id."""
-        inst, _addr, _lease, since, health, exp = _keys(service)
+        """Live instances of ``service``, sorted by instance id (one script: Redis' clock, one slot)."""
         with translate_redis_errors("discover"):
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.time()
-                pipe.zrange(exp, 0, -1, withscores=True)
-                pipe.hgetall(inst)
-                pipe.hgetall(since)
-                pipe.hgetall(health)
-                now_pair, expiries, records, sinces, healths = await pipe.execute()
-        now_ms = int(now_pair[0]) * 1000 + int(now_pair[1]) // 1000
+            reply: Any = await self.scripts.discover(keys=_keys(service))
         out = []
-        for raw_id, score in expiries:
-            if score <= now_ms or raw_id not in records:
-                continue
+        for _id, expiry, record, since, health in reply[1:]:
             found = pb.DiscoveredInstance(
-                instance=pb.ServiceInstance.FromString(records[raw_id]),
-                health=pb.InstanceHealth.FromString(healths[raw_id])
-                if raw_id in healths
-                else unknown_health(),
-                lease_expires_at=ts(score),
-                registered_at=ts(int(sinces.get(raw_id, 0))),
+                instance=pb.ServiceInstance.FromString(record),
+                health=pb.InstanceHealth.FromString(health) if health else unknown_health(),
+                lease_expires_at=ts(float(expiry)),
+                registered_at=ts(int(since)),
             )
             out.append(found)
         out.sort(key=lambda d: d.instance.instance_id)

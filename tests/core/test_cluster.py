@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
+from services.core.config import RedisConfig
+from services.core.keys import QueueKeys
 from services.core.local_redis import RedisCluster as LocalCluster
 from services.core.local_redis import start_redis_cluster
 from services.core.queue import DurableQueue
+from services.core.redis_client import connect
+from tests.redis_mode import SERVER_BINARY
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = start_redis_cluster(tmp_path_factory.mktemp("cluster"))
+    local = start_redis_cluster(tmp_path_factory.mktemp("cluster"), binary=SERVER_BINARY)
     yield local
     local.stop()
 
 
 @pytest.fixture
 async def client(cluster: LocalCluster) -> AsyncIterator[RedisCluster]:
-    client = RedisCluster.from_url(cluster.url)
-    await client.flushall()
+    client = connect(RedisConfig(url=cluster.url, cluster=True))  # the services' own cluster client
+    assert isinstance(client, RedisCluster)
+    cluster.flushall()
+    await client.initialize()  # the slot map, for the test's own keyslot lookups
     yield client
     await client.aclose()
 
@@ -59,3 +66,18 @@ async def test_queues_spread_over_masters_and_every_operation_runs_without_cross
             if drained == 2:
                 break
         assert drained == 2
+
+
+async def test_a_fresh_cluster_client_waits_for_a_connection_instead_of_failing(
+    cluster: LocalCluster,
+) -> None:
+    """300 blocking reads at once on one node, from a client that has not loaded its slot map:
+    past the connection limit they wait for a free one, as the single-node pool does (redis-py's
+    own cluster client fails them with MaxConnectionsError and broken connections)."""
+    client = connect(RedisConfig(url=cluster.url, cluster=True))
+    key = QueueKeys("burst").extra("idle")
+    try:
+        replies = await asyncio.gather(*(client.xread({key: "$"}, block=300) for _ in range(300)))
+    finally:
+        await client.aclose()
+    assert replies == [[]] * 300

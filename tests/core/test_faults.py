@@ -18,6 +18,9 @@ from services.core.settings_base import GrpcServerConfig
 from tests.faultproxy import FaultProxy
 from tests.waiting import wait_for
 
+# A fault proxy sits in front of one Redis port; a cluster client would bypass it on redirects.
+pytestmark = pytest.mark.single_redis
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import redis.asyncio as aioredis
 
 from services.core.local_redis import RedisServer
 from services.core.queue import DurableQueue, Priority, Worker
 from services.core.queue.testing import RecordingHandler
 from tests.waiting import wait_for
+
+pytestmark = pytest.mark.single_redis  # restarts the session's one Redis from its AOF
 
 
 async def test_restart_from_aof_keeps_every_kind_of_state(redis_server: RedisServer, redis_url: str) -> None:

@@ -23,6 +23,7 @@ from services.core.queue import (
     Worker,
 )
 from services.core.queue.testing import RecordingHandler
+from tests import redis_mode
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,11 +67,13 @@ async def test_crashed_holder_is_reclaimed_after_about_one_lease(queue: DurableQ
 CRASHING_WORKER = textwrap.dedent(
     """
     import asyncio, sys
-    import redis.asyncio as aioredis
+    from services.core.config import RedisConfig
     from services.core.queue import DurableQueue, Worker
+    from services.core.redis_client import connect
 
     async def main():
-        queue = DurableQueue(aioredis.Redis.from_url(sys.argv[1]), "work")
+        client = connect(RedisConfig(url=sys.argv[1], cluster=sys.argv[2] == "cluster"))
+        queue = DurableQueue(client, "work")
         async def handler(delivery):
             print("started", delivery.message_id, flush=True)
             await asyncio.Event().wait()
@@ -89,6 +92,7 @@ async def test_sigkilled_worker_delivery_is_redelivered_once(queue: DurableQueue
         "-c",
         CRASHING_WORKER,
         redis_url,
+        redis_mode.MODE,
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -190,7 +194,7 @@ async def test_ordering_key_hands_out_one_at_a_time_in_order(queue: DurableQueue
 
 async def test_idle_worker_issues_few_commands(redis_url: str) -> None:
     """An idle worker blocks instead of polling: a handful of commands per second."""
-    client = aioredis.Redis.from_url(redis_url)
+    client = redis_mode.async_client(redis_url)
     sent: list[Any] = []
     original = client.execute_command
 
@@ -219,7 +223,7 @@ async def test_wakes_promptly_when_work_arrives_while_idle(queue: DurableQueue) 
 
 
 async def _blocked_reader(queue: DurableQueue) -> bool:
-    clients = await queue.client.client_list()
+    clients = await redis_mode.connected_clients(queue.client)
     return any(c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "") for c in clients)
 
 

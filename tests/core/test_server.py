@@ -16,9 +16,10 @@ from grpc_status import rpc_status
 
 from services.core import deadlines, errors
 from services.core.config import GrpcServerConfig, MeshConfig, RedisConfig, ShutdownConfig
-from services.core.local_redis import free_port, start_redis_server
+from services.core.local_redis import free_port
 from services.core.redis_client import connect
 from services.core.server import LIVENESS, ServiceDef, ServiceHost
+from tests.redis_mode import start_server
 from tests.waiting import wait_for
 
 TEST_SERVICE = "wedmesh.test.Probe"
@@ -241,7 +242,7 @@ async def test_readiness_follows_redis(tmp_path: Path) -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
             assert await check(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
             assert await check(channel, LIVENESS) == health_pb2.HealthCheckResponse.SERVING
-            redis_server = start_redis_server(tmp_path, port=port, appendonly=False)
+            redis_server = start_server(tmp_path, port=port, appendonly=False)
             await wait_for(
                 lambda: _is(check(channel, TEST_SERVICE), health_pb2.HealthCheckResponse.SERVING),
                 what="SERVING after Redis starts",

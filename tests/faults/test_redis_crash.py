@@ -15,11 +15,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.core.local_redis import start_redis_server
 from services.registry.sdk import MeshInstance
 from services.registry.testing import RecordingSink
 from tests.faults.load import PACE_S, Load, webhook_load
 from tests.mesh_process import running_mesh
+from tests.redis_mode import start_server
 from tests.waiting import wait_for
 from wedsync.events.v1 import events_pb2
 from wedsync.registry.v1 import message_pb2, router_pb2, router_pb2_grpc
@@ -48,11 +48,12 @@ async def send_load(registry: str, stop: asyncio.Event, load: Load) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.single_redis  # SIGKILLs its one Redis and restarts it from the AOF
 async def test_redis_sigkill_under_load_loses_nothing_acknowledged(
     tmp_path: Path, record_property: pytest.RecordProperty
 ) -> None:
     """Webhooks answered 200 and Sends accepted around a Redis SIGKILL are all delivered afterwards."""
-    redis = start_redis_server(tmp_path / "redis", appendfsync="always")
+    redis = start_server(tmp_path / "redis", appendfsync="always")
     calendar, notification = RecordingSink(), RecordingSink()
     webhooks, sends = Load(), Load()
     stop = asyncio.Event()

@@ -190,6 +190,7 @@ async def test_cli_lists_services_and_health(make_upstream, gateway) -> None:
     assert missing.returncode == 2 and "NOT_FOUND" in missing.stderr
 
 
+@pytest.mark.single_redis  # kills and restarts the session's one Redis
 async def test_redis_down_is_unavailable_and_not_serving(make_upstream, gateway, redis_server) -> None:
     """With Redis down, Invoke is UNAVAILABLE (no limit check) and the id NOT_SERVING; both recover."""
     up = await make_upstream()

@@ -19,6 +19,7 @@ from services.core.keys import gateway_key
 from services.core.local_redis import free_port
 from services.core.ratelimit import Limit, RateLimiter
 from tests.gateway.conftest import invoke, upstream_table
+from tests.redis_mode import service_env
 from tests.waiting import wait_for
 from wedsync.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -90,6 +91,7 @@ def _gateway_process(config_file: Path, redis_url: str, port: int, log: Path) ->
         **os.environ,
         "WEDMESH_CONFIG": str(config_file),
         "REDIS_URL": redis_url,
+        **service_env(),
         "WEDMESH_GATEWAY__PORT": str(port),
         "WEDMESH_GATEWAY__METRICS_PORT": "0",
     }

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from services.core.local_redis import free_port
+from tests import redis_mode
 from tests.registry.conftest import FAST
 from tests.waiting import wait_for_sync
 
@@ -102,7 +103,7 @@ class RegistryProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> RegistryProcess:
-        env = _env()
+        env = {**_env(), **redis_mode.service_env()}
         for key, value in {**FAST, **self.overrides}.items():
             env["WEDMESH_" + key.upper().replace(".", "__")] = str(value)
         self._log = self.log.open("ab")

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from services.cli import main
 from services.core.config import EXAMPLE_CONFIG, ConfigError, load_config
@@ -16,6 +15,7 @@ from services.registry.admin import services_key
 from services.registry.codec import queue_name
 from services.registry.routes import RoutesTable
 from services.registry.settings import DEFAULT_ROUTES
+from tests.redis_mode import async_client, service_env
 from wedsync.registry.v1 import message_pb2
 
 
@@ -53,7 +53,7 @@ def test_bad_route_is_a_config_error(tmp_path: Path) -> None:
 
 
 async def _one_dead_letter(url: str) -> str:
-    client = aioredis.Redis.from_url(url)
+    client = async_client(url)
     try:
         queue = DurableQueue(client, queue_name("mail-service"))
         message = message_pb2.Message(message_id="m-1", to_service="mail-service", payload=b"x")
@@ -70,6 +70,8 @@ async def _one_dead_letter(url: str) -> str:
 def test_cli_lists_replays_and_purges(redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """`wedmesh dlq router list|replay|purge` act on the router's dead letters in Redis."""
     monkeypatch.setenv("REDIS_URL", redis_url)
+    for name, value in service_env().items():
+        monkeypatch.setenv(name, value)
     dead_id = asyncio.run(_one_dead_letter(redis_url))
     assert main(["dlq", "router", "list", "--service", "mail-service"]) == 0
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -17,10 +17,11 @@ import redis.asyncio as aioredis
 
 from services.core.config import MeshConfig, with_overrides
 from services.core.keys import QueueKeys
-from services.core.local_redis import free_port, start_redis_server
+from services.core.local_redis import free_port
 from services.core.server import ServiceHost
 from services.webhooks.layout import stream_key
 from services.webhooks.providers import queue_name
+from tests.redis_mode import service_env, start_server
 from tests.waiting import wait_for
 from tests.webhooks.conftest import SECRETS, STRIPE_SECRET, SUPPLIER_SECRET, Shim, example_providers
 from tests.webhooks.payloads import stripe_body, stripe_headers, supplier_body, supplier_headers
@@ -32,11 +33,12 @@ RunShim = Callable[..., Awaitable[Shim]]
 
 
 @pytest.mark.slow
+@pytest.mark.single_redis  # kills and restarts its own one-node Redis
 async def test_redis_down_answers_503_then_accepts_after_restart(
     start_service: Start, run_shim: RunShim, wh_config: MeshConfig, tmp_path: Path
 ) -> None:
     """With Redis stopped the shim answers 503 + Retry-After (never 200); after a restart it accepts again."""
-    server = start_redis_server(tmp_path / "redis")
+    server = start_server(tmp_path / "redis")
     try:
         http_port = free_port()
         config = with_overrides(
@@ -106,6 +108,7 @@ async def test_worker_sigkilled_mid_event_is_finished_once_by_another(
         **os.environ,
         **SECRETS,
         "REDIS_URL": mesh_config.redis.url or "",
+        **service_env(),
         "WEDMESH_WEBHOOKS__PORT": str(port),
         "WEDMESH_WEBHOOKS__METRICS_PORT": "0",
         "WEDMESH_WEBHOOKS__PROVIDERS": json.dumps(providers),

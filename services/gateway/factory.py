@@ -1,9 +1,10 @@
 """Building an :class:`~services.gateway.upstream.Upstream` from its config table.
 
 Resolves base URLs and credentials from the environment (a missing variable makes the
-upstream UNCONFIGURED instead of failing start-up), creates its connection pool (one httpx
-transport per upstream: keep-alive, HTTP/2 over TLS when ``h2`` is installed and enabled,
-an optional private CA), and one breaker per instance.
+upstream UNCONFIGURED instead of failing start-up), creates its connection pool (one
+transport per upstream: aiohttp's HTTP/1.1 keep-alive pool, with httpx's pool for https
+when HTTP/2 is enabled and ``h2`` is installed; an optional private CA), and one breaker
+per instance.
 """
 
 from __future__ import annotations

@@ -1,7 +1,14 @@
-"""The gateway's connection pools: httpx's pool on plain asyncio sockets.
+"""The gateway's connection pools: aiohttp's for HTTP/1.1, httpx's for HTTP/2.
 
-:func:`pooled_transport` is an ``httpx.AsyncHTTPTransport`` (the same httpcore connection
-pool: keep-alive, HTTP/2 by ALPN, limits, TLS verification) whose sockets are asyncio
+:func:`pooled_transport` is what an upstream gets. HTTP/1.1 goes through aiohttp's
+keep-alive pool (:class:`~services.gateway.aiohttp_pool.AiohttpPool`, behind httpx's
+transport interface); it cost about a fifth less gateway CPU per call than httpx's own
+pool (≈1.1 vs ≈1.4 ms, bench/gateway.py). aiohttp has no HTTP/2, so with HTTP/2 enabled for an upstream its
+https requests go to httpx's pool instead (:class:`SchemeRouter`), where ALPN picks HTTP/2
+or HTTP/1.1.
+
+:func:`httpcore_transport` is that ``httpx.AsyncHTTPTransport`` (the httpcore connection
+pool: keep-alive, HTTP/2 by ALPN, limits, TLS verification) with sockets that are asyncio
 protocol/transport pairs instead of anyio streams. On asyncio, httpcore's default backend
 goes through anyio, which adds a cancel scope with a deadline, an exception map and an
 event-loop checkpoint to every read and write; this backend sets one timer per wait and
@@ -26,6 +33,8 @@ from typing import Any
 import httpcore
 import httpx
 from httpcore._utils import is_socket_readable  # the check httpcore's own backends use
+
+from services.gateway.aiohttp_pool import AiohttpPool
 
 
 class _Protocol(asyncio.Protocol):
@@ -218,7 +227,36 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
+class SchemeRouter(httpx.AsyncBaseTransport):
+    """Sends https requests to ``https`` (httpx's pool, HTTP/2 by ALPN) and the rest to ``http1``."""
+
+    def __init__(self, http1: httpx.AsyncBaseTransport, https: httpx.AsyncBaseTransport) -> None:
+        self.http1 = http1
+        self.https = https
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        pool = self.https if request.url.scheme == "https" else self.http1
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        try:
+            await self.http1.aclose()
+        finally:
+            await self.https.aclose()
+
+
 def pooled_transport(
+    *, limits: httpx.Limits, http2: bool, verify: ssl.SSLContext | bool
+) -> httpx.AsyncBaseTransport:
+    """An upstream's transport: :class:`AiohttpPool`, routed with httpx's pool for https
+    when ``http2`` is on."""
+    pool = AiohttpPool(limits=limits, verify=verify)
+    if not http2:
+        return pool
+    return SchemeRouter(pool, httpcore_transport(limits=limits, http2=True, verify=verify))
+
+
+def httpcore_transport(
     *, limits: httpx.Limits, http2: bool, verify: ssl.SSLContext | bool
 ) -> httpx.AsyncHTTPTransport:
     """An ``httpx.AsyncHTTPTransport`` whose httpcore pool uses :class:`AsyncioBackend`.

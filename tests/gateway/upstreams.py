@@ -16,6 +16,7 @@ import json
 import socket
 import struct
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from services.core.local_redis import free_port
+from tests.waiting import wait_for
 
 
 @dataclass
@@ -179,3 +181,76 @@ class ResettingServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+# A handler gets one request (head and body) and writes what it likes; returning False closes.
+RawHandler = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
+
+
+class RawServer:
+    """A loopback HTTP/1.1 server scripted by ``handler``; records requests, counts connections."""
+
+    def __init__(self, handler: RawHandler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+        self.active = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def header(self, index: int, name: str) -> str | None:
+        """The value of header ``name`` in request ``index`` (None if absent)."""
+        head = self.requests[index].split(b"\r\n\r\n", 1)[0]
+        for line in head.split(b"\r\n")[1:]:
+            key, _, value = line.partition(b":")
+            if key.strip().lower() == name.lower().encode():
+                return value.strip().decode()
+        return None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.active += 1
+        self.writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                self.requests.append(head + body)
+                if not await self.handler(head + body, writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            self.active -= 1
+
+    async def __aenter__(self) -> RawServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.close()  # the handler sees EOF and ends
+        await wait_for(lambda: self.active == 0, what="the raw server's handlers to end")
+
+
+def answer(raw: bytes, keep_open: bool = True) -> RawHandler:
+    """A handler that writes ``raw`` to every request (then closes unless ``keep_open``)."""
+
+    async def handler(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        await writer.drain()
+        return keep_open
+
+    return handler

@@ -13,8 +13,9 @@ import json
 import logging
 import sys
 import time
-import uuid
 from typing import Any
+
+from services.core.ids import unique_id
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -27,7 +28,7 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return unique_id()
 
 
 class JsonFormatter(logging.Formatter):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import grpc
 
 from services.core.errors import InvalidArgument, MeshError, ResourceExhausted
+from services.core.ids import unique_id
 from services.core.queue import QueueFull
 from services.registry.codec import BY_NAME, TO_QUEUE, max_attempts
 from services.registry.dispatcher import Dispatcher
@@ -52,7 +52,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 raise InvalidArgument(f"message.{field} is longer than {MAX_KEY_CHARS} characters")
         now = time.time()
         if not message.message_id:
-            message.message_id = uuid.uuid4().hex
+            message.message_id = unique_id()
         if not message.HasField("created_at"):
             message.created_at.CopyFrom(ts(now * 1000))
         message.attempt = 0

@@ -22,11 +22,11 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.core.errors import InvalidArgument, NotFound, Unavailable
+from services.core.ids import unique_id
 from services.core.queue import Enqueued, QueueFull
 from services.webhooks import records
 from services.webhooks.history import History, HistoryWriter
@@ -50,7 +50,7 @@ class Parsed:
 
 
 def new_event_id() -> str:
-    return "whe_" + uuid.uuid4().hex
+    return "whe_" + unique_id()
 
 
 def ignored_event_id(provider_id: str, provider_event_id: str) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -25,6 +24,7 @@ from typing import Any, NamedTuple
 from redis.typing import EncodableT
 
 from services.core.errors import translate_redis_errors
+from services.core.ids import unique_id
 from services.core.keys import QueueKeys
 from services.core.queue._dead import DeadLetters
 from services.core.queue._envelope import (
@@ -190,12 +190,12 @@ class DurableQueue:
             raise ValueError("max_attempts must be >= 1")
         if max_depth < 0:
             raise ValueError("max_depth must be >= 0 (0 = no limit)")
-        message_id = message_id or uuid.uuid4().hex
+        message_id = message_id or unique_id()
         fields = to_fields(message_id, payload, Priority(priority), attempts, headers, ordering_key)
         keys = self.slot_keys
         if idempotency_key is not None:
             keys.append(self.idempotency_key(idempotency_key))
-        token = uuid.uuid4().hex[:12]
+        token = unique_id()
         args: list[EncodableT] = [
             self.group,
             _ms(self.idempotency_ttl),
@@ -321,7 +321,7 @@ class DurableQueue:
             _ms(delay),
             delivery.attempt,
             error,
-            uuid.uuid4().hex[:12],
+            unique_id(),
             delivery.message_id,
             delivery.ordering_key or "",
         ]

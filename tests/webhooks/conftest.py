@@ -19,7 +19,7 @@ import uvicorn
 from services.core.config import EXAMPLE_CONFIG, MeshConfig, ShimConfig, with_overrides
 from services.core.local_redis import free_port
 from services.core.server import ServiceHost
-from services.webhooks.shim import create_app
+from services.webhooks.shim import uvicorn_server
 from tests.waiting import wait_for
 
 STRIPE_SECRET = "whsec_test_stripe_secret_one"
@@ -79,9 +79,7 @@ async def run_shim() -> AsyncIterator[Callable[[ServiceHost], Awaitable[Shim]]]:
     async def start(host: ServiceHost, max_body_bytes: int = 1024 * 1024) -> Shim:
         port = free_port()
         config = ShimConfig(port=port, intake_address=f"127.0.0.1:{host.port}", max_body_bytes=max_body_bytes)
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_config=None, access_log=False)
-        )
+        server: uvicorn.Server = uvicorn_server(config, host="127.0.0.1", port=port)  # production settings
         task = asyncio.create_task(server.serve())
         await wait_for(lambda: server.started, what="shim started")
         client = httpx.AsyncClient(timeout=15.0)

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis  # noqa: E402
 
 from services.core.config import ShimConfig  # noqa: E402
 from services.core.keys import webhook_key  # noqa: E402
+from services.core.runner import loop_factory  # noqa: E402
 from services.webhooks.shim import uvicorn_server  # noqa: E402
 from wedsync.webhooks.v1 import webhooks_pb2  # noqa: E402
 
@@ -65,4 +66,5 @@ if __name__ == "__main__":
     parser.add_argument("--redis-url", required=True)
     args = parser.parse_args()
     server = uvicorn_server(ShimConfig(), XaddBackend(args.redis_url), host="127.0.0.1", port=args.port)
-    asyncio.run(server.serve())
+    with asyncio.Runner(loop_factory=loop_factory("shim")) as runner:  # the shim's loop (uvloop)
+        runner.run(server.serve())

@@ -274,11 +274,14 @@ def serve_bare(port: int, redis_url: str) -> None:
         return JSONResponse({"status": "alive"})
 
     app = Starlette(routes=[Route("/bare", bare, methods=["POST"]), Route("/healthz", healthz)])
-    # The same loop and settings as the shim (asyncio.run + uvicorn.Server.serve), not uvloop.
+    # The same loop and settings as the shim and intake (uvloop + uvicorn.Server.serve).
+    from services.core.runner import loop_factory
+
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, access_log=False, server_header=False, loop="none"
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    with asyncio.Runner(loop_factory=loop_factory("shim")) as runner:
+        runner.run(uvicorn.Server(config).serve())
 
 
 async def stream_end(redis_url: str) -> str:

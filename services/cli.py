@@ -148,9 +148,11 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _serve(service: str, config: MeshConfig) -> int:
     if service == "shim":
+        from services.core.runner import loop_factory
         from services.webhooks.shim import run_shim
 
-        asyncio.run(run_shim(config))
+        with asyncio.Runner(loop_factory=loop_factory("shim")) as runner:
+            runner.run(run_shim(config))
         return 0
     from services.core.runner import serve_grpc_process
     from services.core.server import BindError

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import time
 from typing import Any
@@ -142,10 +141,6 @@ class Dispatcher:
 
     async def start(self, host: ServiceHost | None = None) -> None:
         self._running = True
-        # Everything allocated so far (modules, descriptors, the server) lives as long as
-        # the process: keep it out of the collector's full passes, which otherwise scan it
-        # all every few thousand messages (a latency spike of several ms each time).
-        gc.freeze()
         for service in self.routes.services:
             await self.note_service(service)
         self._tasks = [

@@ -339,5 +339,8 @@ async def run_shim(mesh: MeshConfig) -> None:
     """
     config = mesh.shim
     backend = GrpcBackend(config, mesh.client_tls, service_token(mesh.auth))
+    from services.core.runner import freeze_startup_objects
+
     server = uvicorn_server(config, backend, host=config.host, port=config.port, ssl=uvicorn_ssl(config.tls))
+    freeze_startup_objects()
     await server.serve()

@@ -10,10 +10,10 @@ so that its own cost stays small and equal for both targets.
 
 Phases: (1) open loop at ``--rate`` webhooks/s → time to 200 p50/p99 (from the scheduled
 send time, so queueing counts) and accept → subscriber p50/p99 (200 received → event
-streamed by Subscribe); (2) closed loop at ``--concurrency`` against the shim (worker
-stopped, so only intake is measured) and (3) against the bare endpoint → accepted/s and
-p50/p99; (4) the worker drains the backlog of (2) → processed/s. Only same-run ratios are
-meaningful on a shared, noisy 2-core machine.
+streamed by Subscribe, read in a separate subscriber process); (2) closed loop at
+``--concurrency`` against the shim (worker stopped, so only intake is measured) and (3)
+against the bare endpoint → accepted/s and p50/p99; (4) the worker drains the backlog of (2)
+→ processed/s. Only same-run ratios are meaningful on a shared, noisy 2-core machine.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,7 @@ async def open_loop(
         now = time.perf_counter()
         if status == 200:
             latencies.append((now - scheduled) * 1000)
-            accepted_at[json.loads(body)["event_id"]] = now
+            accepted_at[json.loads(body)["event_id"]] = time.time()  # compared with the subscriber's
         else:
             errors += 1
 
@@ -177,7 +178,7 @@ async def open_loop(
     return latencies, errors, n
 
 
-async def subscribe(address: str, cursor: str, seen_at: dict[str, float], ready: asyncio.Event) -> None:
+async def subscribe(address: str, cursor: str, record: Callable[[str], None], ready: asyncio.Event) -> None:
     """Tail every event processed after ``cursor``; resume from the last cursor if ever cut off.
 
     Starting after the stream's current end (not from the beginning) keeps earlier phases'
@@ -191,7 +192,7 @@ async def subscribe(address: str, cursor: str, seen_at: dict[str, float], ready:
             ready.set()
             try:
                 async for item in call:
-                    seen_at.setdefault(item.event.event_id, time.perf_counter())
+                    record(item.event.event_id)
                     cursor = item.cursor
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -301,16 +302,33 @@ async def stream_end(redis_url: str) -> str:
 async def measure_open_loop(
     label: str, port: int, rate: float, args: argparse.Namespace, sub_address: str, redis_url: str
 ) -> None:
+    """Open loop here; the subscriber in its own process, so that reading the stream does not
+    delay the load generator's sends (wall-clock times compared across the two processes)."""
     accepted_at: dict[str, float] = {}
-    seen_at: dict[str, float] = {}
-    ready = asyncio.Event()
-    sub = asyncio.create_task(subscribe(sub_address, await stream_end(redis_url), seen_at, ready))
-    await ready.wait()
-    lat, errors, sent = await open_loop(port, "/webhooks/stripe", rate, args.seconds, accepted_at)
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline and not all(e in seen_at for e in accepted_at):  # noqa: ASYNC110
-        await asyncio.sleep(0.1)
-    sub.cancel()
+    seen_path = Path(tempfile.mkdtemp(prefix="wm-sub-")) / "seen.txt"
+    cursor = await stream_end(redis_url)
+    sub = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--subscribe",
+        sub_address,
+        cursor,
+        str(seen_path),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert sub.stdout is not None
+        await sub.stdout.readline()  # "ready": the subscription is open
+        lat, errors, sent = await open_loop(port, "/webhooks/stripe", rate, args.seconds, accepted_at)
+        deadline = time.monotonic() + 8
+        seen_at = read_seen(seen_path)
+        while time.monotonic() < deadline and not all(e in seen_at for e in accepted_at):
+            await asyncio.sleep(0.1)
+            seen_at = read_seen(seen_path)
+    finally:
+        sub.terminate()
+        await sub.wait()
     to_sub = [(seen_at[e] - t) * 1000 for e, t in accepted_at.items() if e in seen_at]
     print(
         f"{label}: open loop {rate:.0f}/s: sent {sent}, 200s {len(lat)}, errors {errors}; "
@@ -318,6 +336,42 @@ async def measure_open_loop(
         f"accept -> subscriber {len(to_sub)}/{len(accepted_at)} p50 {pct(to_sub, 0.5):.2f} ms "
         f"p99 {pct(to_sub, 0.99):.2f} ms"
     )
+
+
+def read_seen(path: Path) -> dict[str, float]:
+    if not path.exists():
+        return {}
+    seen: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        event_id, _, at = line.partition(" ")
+        if at:
+            seen.setdefault(event_id, float(at))
+    return seen
+
+
+def run_subscriber(address: str, cursor: str, out: str) -> None:
+    """The subscriber process: append "<event id> <wall time>" per streamed event."""
+    import signal
+
+    async def tail() -> None:
+        ready = asyncio.Event()
+        seen_at: dict[str, float] = {}
+        with open(out, "a", buffering=1) as sink:  # noqa: ASYNC230 - line-buffered, tiny writes
+
+            def record(event_id: str) -> None:
+                if event_id not in seen_at:
+                    seen_at[event_id] = time.time()
+                    sink.write(f"{event_id} {seen_at[event_id]:.6f}\n")
+
+            task = asyncio.create_task(subscribe(address, cursor, record, ready))
+            await ready.wait()
+            print("ready", flush=True)
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            await stop.wait()
+            task.cancel()
+
+    asyncio.run(tail())
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -413,6 +467,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--subscribe":
+        run_subscriber(sys.argv[2], sys.argv[3], sys.argv[4])
+        sys.exit(0)
     if len(sys.argv) == 4 and sys.argv[1] == "--serve-bare":
         serve_bare(int(sys.argv[2]), sys.argv[3])
         sys.exit(0)

@@ -141,3 +141,18 @@ def mesh_env(redis_url: str, overrides: dict[str, str] | None = None) -> dict[st
         }
     )
     return env
+
+
+async def run_wedmesh(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the ``wedmesh`` CLI as a real process (without blocking the test's event loop)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return subprocess.CompletedProcess(list(args), proc.returncode or 0, out.decode(), err.decode())

@@ -9,11 +9,9 @@ certificate, or without a token, is refused.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
@@ -33,6 +31,7 @@ from services.core.settings_base import ClientTls
 from services.registry.sdk import InstanceTls, MeshInstance
 from services.registry.sdk_config import tls_from_env
 from services.registry.testing import RecordingSink
+from tests.mesh_process import run_wedmesh
 from tests.registry.conftest import FAST
 from tests.tls_certs import Pki, make_pki
 from tests.waiting import wait_for
@@ -259,17 +258,7 @@ async def wedmesh(config_file: Path, token: str | None, *args: str) -> subproces
     env["WEDMESH_CONFIG"] = str(config_file)
     if token is not None:
         env["WEDMESH_SERVICE_TOKEN"] = token
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return subprocess.CompletedProcess(args, proc.returncode or 0, out.decode(), err.decode())
+    return await run_wedmesh(*args, env=env)
 
 
 async def test_the_cli_dials_over_mutual_tls_with_its_token(mesh: Mesh, tmp_path: Path) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.core.config import MeshConfig
 from services.core.local_redis import free_port
 from services.core.server import ServiceHost
+from tests.mesh_process import run_wedmesh
 from tests.waiting import wait_for
 from tests.webhooks.conftest import STRIPE_SECRET, SUPPLIER_SECRET, webhooks_config
 from tests.webhooks.payloads import stripe_body, stripe_headers, supplier_body, supplier_headers
@@ -137,19 +136,7 @@ async def test_get_event_hides_raw_unless_asked_and_redacts_signatures(stub: Stu
 async def cli(config_path: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``wedmesh dlq webhooks ...`` as a real process (without blocking this loop)."""
     env = {**os.environ, "WEDMESH_CONFIG": config_path}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli",
-        "dlq",
-        "webhooks",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return subprocess.CompletedProcess(args, proc.returncode or 0, out.decode(), err.decode())
+    return await run_wedmesh("dlq", "webhooks", *args, env=env)
 
 
 @pytest.mark.slow

@@ -13,8 +13,6 @@ leaves it, i.e. the earliest moment a retry can succeed.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +21,6 @@ from services.core.errors import translate_redis_errors
 from services.core.ids import unique_id
 from services.core.lua import lua_source
 from services.core.redis_client import AnyRedis
-
-# redis-py's asyncio pool raises "Too many connections" past its size (100 by default)
-# instead of waiting; bound the decisions in flight per client so a burst of calls queues.
-MAX_IN_FLIGHT = 48
-_gates: weakref.WeakKeyDictionary[object, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 _SCRIPT = lua_source("services.core", "ratelimit")
 
@@ -54,7 +47,6 @@ class RateLimiter:
     def __init__(self, redis: AnyRedis, window_s: float) -> None:
         self.window_us = max(1, round(window_s * 1_000_000))
         self._script: Any = redis.register_script(_SCRIPT)
-        self._gate = _gates.setdefault(redis, asyncio.Semaphore(MAX_IN_FLIGHT))
 
     async def acquire(self, limits: Sequence[Limit]) -> Decision:
         """Admit and record one call against every limit, or deny it with a retry delay."""
@@ -64,7 +56,7 @@ class RateLimiter:
         keys = [lim.key for lim in active]
         # The sorted-set member must be unique across replicas and calls.
         args = [self.window_us, unique_id(), *(lim.limit for lim in active)]
-        async with self._gate:
-            with translate_redis_errors("rate limiter"):
-                allowed, wait_us = await self._script(keys=keys, args=args)
+        # A burst past the connection pool waits in the pool (services.core.redis_client).
+        with translate_redis_errors("rate limiter"):
+            allowed, wait_us = await self._script(keys=keys, args=args)
         return Decision(bool(int(allowed)), int(wait_us) / 1_000_000)

@@ -19,12 +19,12 @@ Single-node clients only: a Redis Cluster client is used as it is.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from services.core.redis_client import AnyRedis
 
@@ -53,8 +53,8 @@ class AutoPipeline:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def register_script(self, script: str | bytes) -> AsyncScript:
-        return AsyncScript(self, script)  # type: ignore[arg-type]
+    def register_script(self, script: str | bytes) -> BatchedScript:
+        return BatchedScript(self, script)
 
     async def script_load(self, script: str | bytes) -> Any:
         """Load a script once however many callers found it missing (after a Redis restart)."""
@@ -134,23 +134,63 @@ class AutoPipeline:
         return replies
 
 
+# RESP encodings of short strings seen before: key names, field names, script SHAs and
+# constant arguments repeat on every call, so most arguments are one dict lookup. One-off
+# strings (ids) pass through too; the cache is emptied when full and refills at once.
+_ENCODED: dict[str, bytes] = {}
+_ENCODED_MAX = 4096
+_ENCODED_MAX_LEN = 80
+
+
+class BatchedScript:
+    """A script called through the batch (``redis-py``'s ``AsyncScript``, minus its per-call
+    isinstance checks against a Protocol class): EVALSHA, loaded when Redis lost it."""
+
+    def __init__(self, pipeline: AutoPipeline, script: str | bytes) -> None:
+        self._pipeline = pipeline
+        self.script = script
+        self.sha = hashlib.sha1(script.encode() if isinstance(script, str) else script).hexdigest()
+
+    async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        try:
+            return await self._pipeline.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self.sha = await self._pipeline.script_load(self.script)
+            return await self._pipeline.evalsha(self.sha, len(keys), *keys, *args)
+
+
 def pack_evalsha(args: Sequence[Any]) -> bytes:
     """RESP encoding of ``EVALSHA *args`` (str as UTF-8, int, float as repr, bytes as is)."""
     out = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (len(args) + 1)]
+    append = out.append
     for arg in args:
-        if isinstance(arg, bytes):
+        kind = type(arg)
+        if kind is str:
+            encoded = _ENCODED.get(arg)
+            if encoded is None:
+                data = arg.encode()
+                encoded = b"$%d\r\n%b\r\n" % (len(data), data)
+                if len(arg) <= _ENCODED_MAX_LEN:
+                    if len(_ENCODED) >= _ENCODED_MAX:
+                        _ENCODED.clear()
+                    _ENCODED[arg] = encoded
+            append(encoded)
+            continue
+        if kind is bytes:
             data = arg
-        elif isinstance(arg, str):
-            data = arg.encode()
+        elif kind is int:
+            data = b"%d" % arg
         elif isinstance(arg, bool):
             raise TypeError("bool is not a valid Redis argument")
+        elif isinstance(arg, str):
+            data = arg.encode()
         elif isinstance(arg, int):
             data = b"%d" % arg
         elif isinstance(arg, float):
             data = repr(arg).encode()
         else:
             data = bytes(arg)
-        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+        append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(out)
 
 

@@ -50,6 +50,12 @@ def key(group: str, tag: str, *parts: str) -> str:
     return f"{PREFIX}:{group}:{{{tag}}}" + (f":{suffix}" if suffix else "")
 
 
+def key_part(part: str) -> str:
+    """``part``, checked as :func:`key` checks it: for hot paths that append one part to a
+    prefix built once with :func:`key` (same keys, without re-checking the constant parts)."""
+    return _checked(part, "key part")
+
+
 @dataclass(frozen=True)
 class QueueKeys:
     """The keys of one durable queue; all share the queue's hash tag (one slot)."""

@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.core import metrics
 from services.core.errors import InvalidArgument, NotFound, Unavailable
 from services.core.ids import unique_id
 from services.core.queue import Enqueued, QueueFull
@@ -36,8 +37,13 @@ from wedsync.webhooks.v1 import webhooks_pb2
 
 log = logging.getLogger("wedmesh.webhooks")
 
-Outcome = webhooks_pb2.IngestOutcome
-Status = webhooks_pb2.WebhookEventStatus
+# Module constants: attribute lookups on protobuf enum wrappers cost ~3 µs each.
+ACCEPTED = webhooks_pb2.INGEST_OUTCOME_ACCEPTED
+DUPLICATE = webhooks_pb2.INGEST_OUTCOME_DUPLICATE
+IGNORED = webhooks_pb2.INGEST_OUTCOME_IGNORED
+OUTCOME_NAMES = {ACCEPTED: "accepted", DUPLICATE: "duplicate", IGNORED: "ignored"}
+RECEIVED_STATUS = webhooks_pb2.WEBHOOK_EVENT_STATUS_RECEIVED
+IGNORED_STATUS = webhooks_pb2.WEBHOOK_EVENT_STATUS_IGNORED
 MAX_FIELD_CHARS = 256
 QUEUE_FULL_RETRY_AFTER_S = 10.0
 FULL_LOG_EVERY_S = 10.0
@@ -139,14 +145,14 @@ class Intake:
             received_ms=received,
             body=body,
             headers=records.stored_headers(headers, provider.check.header),
-            status=Status.WEBHOOK_EVENT_STATUS_IGNORED if ignored else Status.WEBHOOK_EVENT_STATUS_RECEIVED,
+            status=IGNORED_STATUS if ignored else RECEIVED_STATUS,
         )
         payload = record.SerializeToString()
         if ignored:
-            outcome = Outcome.INGEST_OUTCOME_IGNORED
+            outcome = IGNORED
         else:
             added = await self._submit(provider, payload, event_id, parsed.provider_event_id)
-            outcome = Outcome.INGEST_OUTCOME_DUPLICATE if added.duplicate else Outcome.INGEST_OUTCOME_ACCEPTED
+            outcome = DUPLICATE if added.duplicate else ACCEPTED
             event_id = added.message_id
         keep: dict[str, bytes | str | int] = {
             "rec": payload,
@@ -155,15 +161,21 @@ class Intake:
         }
         if ignored:  # stored nowhere else: recorded before answering
             await self.history.record(provider_id, event_id, parsed.event_type, {}, keep)
-        elif outcome == Outcome.INGEST_OUTCOME_ACCEPTED:  # the queue holds it: history may lag
+        elif outcome == ACCEPTED:  # the queue holds it: history may lag
             self.writer.submit(provider_id, event_id, parsed.event_type, keep)
-        name = Outcome.Name(outcome).removeprefix("INGEST_OUTCOME_").lower()
-        INGESTED.labels(provider_id, name).inc()
+        name = OUTCOME_NAMES[outcome]
+        metrics.child(INGESTED, provider_id, name).inc()  # provider ids come from config: bounded
         INGEST_SECONDS.observe(time.perf_counter() - started)
-        log.debug(
-            "webhook",
-            extra={"provider": provider_id, "event_id": event_id, "type": parsed.event_type, "outcome": name},
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "webhook",
+                extra={
+                    "provider": provider_id,
+                    "event_id": event_id,
+                    "type": parsed.event_type,
+                    "outcome": name,
+                },
+            )
         return webhooks_pb2.IngestResponse(
             event_id=event_id,
             outcome=outcome,

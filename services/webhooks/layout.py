@@ -15,18 +15,20 @@ Redis Cluster needs more. Provider ids cannot start with ``_``, so ``_mesh`` nev
 
 from __future__ import annotations
 
-from services.core.keys import webhook_key
+from services.core.keys import key_part, webhook_key
 from services.core.lua import lua_source
 
 MESH_GROUP = "_mesh"
+_EVENT_PREFIX = webhook_key(MESH_GROUP, "ev") + ":"  # built once: these run per webhook
+_LOG_PREFIX = webhook_key(MESH_GROUP, "log") + ":"
 
 
 def event_key(event_id: str) -> str:
-    return webhook_key(MESH_GROUP, "ev", event_id)
+    return _EVENT_PREFIX + key_part(event_id)
 
 
 def log_key(provider_id: str) -> str:
-    return webhook_key(MESH_GROUP, "log", provider_id)
+    return _LOG_PREFIX + key_part(provider_id)
 
 
 def stream_key() -> str:

@@ -8,6 +8,7 @@ normalised-events stream carries it whole. Signature headers are redacted before
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 
@@ -42,9 +43,14 @@ def timestamp(ms: int) -> Timestamp:
     return stamp
 
 
+@functools.cache
+def _redacted(signature_header: str) -> frozenset[str]:
+    return ALWAYS_REDACTED | {signature_header}
+
+
 def stored_headers(headers: Mapping[str, str], signature_header: str) -> dict[str, str]:
     """Headers worth keeping, with every signature/credential header redacted."""
-    secret = ALWAYS_REDACTED | {signature_header}
+    secret = _redacted(signature_header)  # one per configured provider
     return {k: (REDACTED if k in secret else v) for k, v in headers.items() if k not in DROPPED}
 
 

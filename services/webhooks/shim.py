@@ -161,9 +161,6 @@ def _error(
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes; stop as soon as the body would pass it."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -171,6 +168,32 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise _BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _read_body_within(request: Request, limit: int, timeout_s: float) -> bytes:
+    """:func:`_read_body`, or TimeoutError after ``timeout_s``.
+
+    What ``asyncio.timeout`` does, with one timer handle instead of its context manager
+    (a third of the cost; this runs once per webhook).
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout_s, expire)
+    try:
+        return await _read_body(request, limit)
+    except asyncio.CancelledError:
+        if expired and task.uncancel() == 0:  # our timer, not a shutdown
+            raise TimeoutError from None
+        raise
+    finally:
+        timer.cancel()
 
 
 async def _admitted(slots: asyncio.Semaphore, wait_s: float) -> bool:
@@ -214,33 +237,37 @@ def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
                 f"too many webhooks in flight (waited {config.admission_wait_s:g} s for a slot); retry later",
                 retry=True,
             )
-        metrics.HTTP_REQUESTS.labels("webhook", str(response.status_code)).inc()
+        metrics.child(metrics.HTTP_REQUESTS, "webhook", str(response.status_code)).inc()
         return response
 
     async def _receive(request: Request) -> Response:
-        given = request.headers.get("x-request-id", "")
+        raw_headers = request.scope["headers"]
+        headers: dict[str, str] = {}  # read once: Starlette's Headers decodes on every lookup
+        for raw_name, raw_value in raw_headers:
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        given = headers.get("x-request-id", "")
         token = logs.request_id_var.set(given if REQUEST_ID.fullmatch(given) else logs.new_request_id())
         try:
             provider_id = request.path_params["provider_id"]
             if not PROVIDER_ID.match(provider_id):
                 return _error(404, "unknown provider: provider ids are 1-64 letters, digits, '-' or '_'")
-            content_type = request.headers.get("content-type", "")
-            if not JSON_TYPE.match(content_type):
+            if not JSON_TYPE.match(headers.get("content-type", "")):
                 return _error(415, "webhooks must be sent with Content-Type: application/json")
-            if len(request.headers) > MAX_HEADERS:
+            if len(raw_headers) > MAX_HEADERS:
                 return _error(400, f"too many headers (at most {MAX_HEADERS})")
+            declared = headers.get("content-length", "")
+            limit = config.max_body_bytes
             try:
-                async with asyncio.timeout(config.body_timeout_s):
-                    body = await _read_body(request, config.max_body_bytes)
+                if declared.isdigit() and int(declared) > limit:
+                    raise _BodyTooLarge
+                body = await _read_body_within(request, limit, config.body_timeout_s)
             except _BodyTooLarge:
-                return _error(413, f"body larger than {config.max_body_bytes} bytes")
+                return _error(413, f"body larger than {limit} bytes")
             except ClientDisconnect:
                 return _error(400, "client disconnected before the body was complete")
             except TimeoutError:
                 return _error(408, f"body not received within {config.body_timeout_s:g} s")
-            headers: dict[str, str] = {}
-            for name, value in request.headers.items():
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
             client = request.client
             remote = f"{client.host}:{client.port}" if client else ""
             try:

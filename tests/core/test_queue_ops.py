@@ -330,3 +330,27 @@ async def test_ack_many_settles_a_batch_in_one_script(queue: DurableQueue) -> No
     assert await queue.ack_many([]) == []
     stats = await queue.stats()
     assert (stats.depth, stats.in_flight) == (1, 1)  # only the reclaimed one, held by c
+
+
+async def test_consumers_create_the_group_producers_never_hit_an_error(
+    queue: DurableQueue, redis_client: aioredis.Redis
+) -> None:
+    """Enqueue does not create the consumer group (an error reply per call did, inside the
+    script, costing more than the rest of it); claim and wait create it from the stream's
+    start, so messages sent before any consumer, or after an operator destroyed the group,
+    are all delivered."""
+    await redis_client.config_resetstat()
+    for i in range(3):
+        await queue.enqueue(b"early%d" % i)
+    info = await redis_client.info("errorstats")
+    assert info == {}, info  # no error reply at all, not even one caught inside the script
+    normal = queue.keys.stream("normal")
+    assert await redis_client.xinfo_groups(normal) == []
+    claimed = await queue.claim("a", 1, lease=5)
+    assert [d.payload for d in claimed.deliveries] == [b"early0"]
+    assert [g["name"] for g in await redis_client.xinfo_groups(normal)] == [queue.group.encode()]
+
+    await redis_client.xgroup_destroy(normal, queue.group)  # an operator's mistake
+    await queue.enqueue(b"late")
+    waited = await queue.wait("a", 10, block=0.1)  # recreates the group from the start
+    assert [d.payload for d in waited] == [b"early0", b"early1", b"early2", b"late"]

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import redis.exceptions
 from redis.typing import EncodableT
 
 from services.core.errors import translate_redis_errors
@@ -251,9 +252,19 @@ class DurableQueue:
             return []
         streams: dict[Any, Any] = {key: ">" for key in self.keys.streams}
         with translate_redis_errors("wait"):
-            reply: Any = await self.client.xreadgroup(
-                self.group, consumer, streams, count=count, block=max(1, _ms(block))
-            )
+            try:
+                reply: Any = await self.client.xreadgroup(
+                    self.group, consumer, streams, count=count, block=max(1, _ms(block))
+                )
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # Producers do not create the group (each claim does): one deleted since the
+                # last claim is recreated from the stream's start, so nothing is skipped.
+                await self._ensure_groups()
+                reply = await self.client.xreadgroup(
+                    self.group, consumer, streams, count=count, block=max(1, _ms(block))
+                )
         deliveries: list[Delivery] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -262,6 +273,14 @@ class DurableQueue:
                 deliveries.append(delivery_from(fields, _str(entry_id), attempts + 1, consumer))
         deliveries.sort(key=lambda d: d.stream_index)
         return deliveries
+
+    async def _ensure_groups(self) -> None:
+        for key in self.keys.streams:
+            try:
+                await self.client.xgroup_create(key, self.group, id="0", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     async def renew(self, deliveries: Sequence[Delivery]) -> set[str]:
         """Extend the leases of held deliveries; returns entry ids this holder lost."""

@@ -21,13 +21,14 @@ SERVICE_NAME = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookIntakeService"].
 
 def build(config: MeshConfig, redis: AnyRedis) -> ProcessApp:
     cfg = config.webhooks
-    # Intake's enqueue and history scripts from concurrent webhooks share pipelines.
+    # Intake's enqueue and history scripts, and the worker's finish scripts, from concurrent
+    # webhooks share pipelines (other commands pass straight through).
     scripts = batching(redis)
     providers = load_providers(cfg.providers, scripts)
     history = History(scripts, cfg.history_retention_s)
     longest_dedup = max((p.dedup_window_s for p in cfg.providers.values()), default=0.0)
     stream = NormalizedStream(
-        redis,
+        scripts,
         cfg.normalized_retention_s,
         max(longest_dedup, cfg.normalized_retention_s),
         cfg.history_retention_s,

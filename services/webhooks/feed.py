@@ -10,6 +10,11 @@ entry to every matching subscription's bounded buffer with ``put_nowait`` — it
 waits for a client. A subscription whose buffer is full is cut off (its stream ends with
 RESOURCE_EXHAUSTED naming the cursor to resume from), so a slow client costs the others
 nothing, and N clients cost one Redis read, not N.
+
+The reader runs only while someone subscribes: an intake-only process would otherwise read
+every processed event for nobody. Each subscription joins at the position it has read up to
+(Subscribe catches up from the stream itself first), and a reader resuming from idle starts
+at the earliest such position, so nothing between the catch-up and the live tail is missed.
 """
 
 from __future__ import annotations
@@ -136,7 +141,9 @@ class Feed:
         self.stream = stream
         self.subscriptions: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
-        self._position: str | None = None
+        self._position: str | None = None  # None: idle (no subscriber), nothing read
+        self._resume_from: str | None = None
+        self._wake = asyncio.Event()
 
     async def start(self, host: object = None) -> None:
         self._task = asyncio.create_task(self._read_forever(), name="webhooks-feed")
@@ -149,8 +156,13 @@ class Feed:
         for sub in list(self.subscriptions):
             self._cut(sub)
 
-    def add(self, sub: Subscription) -> None:
+    def add(self, sub: Subscription, after: str) -> None:
+        """Deliver entries after ``after`` (what ``sub`` has already read) to ``sub`` too."""
         self.subscriptions.add(sub)
+        if self._position is None:
+            if self._resume_from is None or parse_cursor(after) < parse_cursor(self._resume_from):
+                self._resume_from = after
+            self._wake.set()
 
     def remove(self, sub: Subscription) -> None:
         self.subscriptions.discard(sub)
@@ -174,9 +186,14 @@ class Feed:
     async def _read_forever(self) -> None:
         client = self.stream.client
         while True:
+            if not self.subscriptions:
+                self._position = None
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self._position is None:
+                self._position, self._resume_from = self._resume_from or "0-0", None
             try:
-                if self._position is None:  # live tail starts at the end, once Redis answers
-                    self._position = await self.stream.last_id()
                 with translate_redis_errors("tail normalised events"):
                     reply: Any = await client.xread(
                         {self.stream.key: self._position}, count=READ_COUNT, block=READ_BLOCK_MS

@@ -29,6 +29,7 @@ Field = bytes | str | int
 SCAN_BATCH = 200
 WRITER_QUEUE = 20_000
 WRITER_BATCH = 256
+WRITER_LINGER_S = 0.005
 FLUSH_TIMEOUT_S = 5.0
 log = logging.getLogger("wedmesh.webhooks.history")
 
@@ -163,6 +164,9 @@ class History:
 class HistoryWriter:
     """Background: records RECEIVED events in batches, off the acknowledgement path.
 
+    A batch is written at most ``WRITER_LINGER_S`` after its first record (or when full), so
+    GetEvent sees a new event's RECEIVED record a few milliseconds after its 200.
+
     Bounded: when Redis is slow or down and the buffer is full, records are dropped (the
     worker's record recreates them) rather than growing memory without limit.
     """
@@ -218,4 +222,12 @@ class HistoryWriter:
     async def _run(self) -> None:
         while True:
             first = await self._pending.get()
+            if self._pending.qsize() < WRITER_BATCH - 1:
+                # Linger: at a steady trickle every record would be its own round trip.
+                try:
+                    await asyncio.sleep(WRITER_LINGER_S)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(asyncio.QueueFull):
+                        self._pending.put_nowait(first)  # stop() flushes it
+                    raise
             await self._write_batch([first, *self._take()])

@@ -113,24 +113,23 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
             request.provider_ids, request.event_types, request.wedding_id, self.subscriber_buffer
         )
         stream = self.feed.stream
-        last = request.after_cursor or ("0-0" if request.from_beginning else "")
+        # Live only: from the stream's end now; then, as for a cursor, catch up from the
+        # stream and join the live feed without a gap.
+        last = request.after_cursor or ("0-0" if request.from_beginning else await stream.last_id())
         SUBSCRIBERS.inc()
         try:
-            if last:  # catch up from the stream, then join the live feed without a gap
-                while True:
-                    rows = await stream.after(last, CATCH_UP_PAGE)
-                    if len(rows) < CATCH_UP_PAGE:
-                        self.feed.add(sub)
-                        rows += await stream.after(rows[-1][0] if rows else last, CATCH_UP_PAGE)
-                    for entry in rows:
-                        last = entry[0]
-                        if sub.matches(entry[1]):
-                            yield await self._response(entry, request.include_raw)
-                    if sub in self.feed.subscriptions:
-                        break
-            else:
-                self.feed.add(sub)
-            floor = parse_cursor(last) if last else (0, 0)
+            while True:
+                rows = await stream.after(last, CATCH_UP_PAGE)
+                if len(rows) < CATCH_UP_PAGE:
+                    self.feed.add(sub, rows[-1][0] if rows else last)
+                    rows += await stream.after(rows[-1][0] if rows else last, CATCH_UP_PAGE)
+                for entry in rows:
+                    last = entry[0]
+                    if sub.matches(entry[1]):
+                        yield await self._response(entry, request.include_raw)
+                if sub in self.feed.subscriptions:
+                    break
+            floor = parse_cursor(last)
             while True:
                 item = await sub.buffer.get()
                 if item is None or sub.cut:

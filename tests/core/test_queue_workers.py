@@ -227,6 +227,29 @@ async def _blocked_reader(queue: DurableQueue) -> bool:
     return any(c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "") for c in clients)
 
 
+async def test_batch_wait_reads_a_trickle_several_at_a_time(queue: DurableQueue) -> None:
+    """After a read that brought fewer entries than free slots, the worker pauses
+    ``batch_wait`` before reading again: what arrived meanwhile comes in one XREADGROUP."""
+    reads: list[int] = []
+    original = queue.wait
+
+    async def counting_wait(consumer: str, count: int, block: float) -> list[Delivery]:
+        got = await original(consumer, count, block)
+        reads.append(len(got))
+        return got
+
+    queue.wait = counting_wait  # type: ignore[method-assign]
+    handler = RecordingHandler()
+    async with Worker(queue, handler, lease=120, idle_wait=60.0, batch_wait=1.0):
+        await wait_for(lambda: _blocked_reader(queue), what="worker blocked")
+        await queue.enqueue(b"first")
+        await handler.wait_for(1, within=15)  # one entry of 32 free slots: the pause starts
+        for i in range(4):
+            await queue.enqueue(b"next%d" % i)  # all within the 1 s pause
+        await handler.wait_for(5, within=15)
+    assert [n for n in reads if n] == [1, 4], reads
+
+
 async def test_max_in_flight_caps_concurrent_deliveries(queue: DurableQueue) -> None:
     """With max_in_flight=2 only two entries are claimed until one finishes."""
     gate = asyncio.Event()

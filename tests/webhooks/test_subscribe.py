@@ -11,6 +11,7 @@ import pytest
 
 from services.core.config import MeshConfig, with_overrides
 from services.core.server import ServiceHost
+from tests.waiting import wait_for
 from tests.webhooks.conftest import STRIPE_SECRET, SUPPLIER_SECRET
 from tests.webhooks.payloads import stripe_body, stripe_headers, supplier_body, supplier_headers
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
@@ -79,6 +80,39 @@ async def test_filters_and_resume_from_cursor(stub: Any, host: ServiceHost) -> N
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await stub.Subscribe(webhooks_pb2.SubscribeRequest(after_cursor="nope")).read()
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_feed_reads_nothing_without_subscribers_and_a_live_one_misses_nothing(
+    stub: Any, host: ServiceHost, redis_client: Any
+) -> None:
+    """With no subscriber the feed issues no XREAD (an intake-only process would read every
+    processed event for nobody). A live subscriber (no cursor) then gets everything sent
+    after it started, without a gap, and nothing processed before."""
+    await redis_client.config_resetstat()
+    before = [await send_supplier(stub) for _ in range(3)]
+    for event_id in before:
+        await wait_for(
+            lambda e=event_id: _status(stub, e),
+            what=f"{event_id} processed",
+        )
+    stats = await redis_client.info("commandstats")
+    assert "cmdstat_xread" not in stats, stats.get("cmdstat_xread")
+
+    call = stub.Subscribe(webhooks_pb2.SubscribeRequest(provider_ids=["supplier_platform"]))
+    after = [await send_supplier(stub) for _ in range(5)]
+    got: list[str] = []
+    async for item in call:
+        got.append(item.event.event_id)
+        if got[-1] == after[-1]:
+            break
+    call.cancel()
+    assert not set(got) & set(before)
+    assert got == after[len(after) - len(got) :], (got, after)  # a suffix: no gap after joining
+
+
+async def _status(stub: Any, event_id: str) -> bool:
+    reply = await stub.GetEvent(webhooks_pb2.GetEventRequest(event_id=event_id))
+    return bool(reply.event.status == webhooks_pb2.WEBHOOK_EVENT_STATUS_PROCESSED)
 
 
 @pytest.mark.slow

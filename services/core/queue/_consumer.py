@@ -1,7 +1,10 @@
 """Worker: the consumer loop that claims entries, runs a handler and settles the outcome.
 
-Loop: claim (one script) → if nothing came, block on the streams (XREADGROUP BLOCK, at
-most ``idle_wait`` or until the next delayed retry is due) → run each delivery as a task.
+Loop: claim (one script: promote due retries, reclaim expired leases, read by priority
+weight) → if nothing came, block on the streams (XREADGROUP BLOCK) until the next claim is
+due → run each delivery as a task. Claims run back to back while they return work, and
+otherwise at least every ``min(idle_wait, lease / 4)`` or when a delayed retry falls due;
+a trickle of new entries is read by the blocking read alone.
 While handlers run, one renewal task extends all their leases every ``lease / 3`` so a
 slow but alive handler keeps its entries; a crashed worker stops renewing and its entries
 are reclaimed by another worker about one lease later.
@@ -53,7 +56,9 @@ class Worker:
 
     ``max_in_flight`` caps concurrent deliveries; ``ready()`` (sync or async) is asked
     before every claim, so a router can stop claiming when no target instance is healthy
-    instead of burning attempts into dead letters.
+    instead of burning attempts into dead letters. ``batch_wait`` > 0: after a read that
+    brought a trickle (fewer entries than free slots), pause that long before the next, so
+    that at moderate rates events are read, finished and acked several at a time.
     """
 
     def __init__(
@@ -66,9 +71,10 @@ class Worker:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         ready: Ready | None = None,
         idle_wait: float = DEFAULT_IDLE_WAIT_S,
+        batch_wait: float = 0.0,
     ) -> None:
-        if max_in_flight < 1 or lease <= 0 or idle_wait <= 0:
-            raise ValueError("max_in_flight >= 1, lease > 0 and idle_wait > 0 are required")
+        if max_in_flight < 1 or lease <= 0 or idle_wait <= 0 or batch_wait < 0:
+            raise ValueError("max_in_flight >= 1, lease > 0, idle_wait > 0 and batch_wait >= 0 are required")
         self.queue = queue
         self.handler = handler
         self.consumer = consumer or default_consumer_name()
@@ -76,6 +82,7 @@ class Worker:
         self.max_in_flight = max_in_flight
         self.ready = ready
         self.idle_wait = idle_wait
+        self.batch_wait = batch_wait
         # Keyed by (stream, entry id): two priority streams can hand out the same entry id.
         self._in_flight: dict[tuple[int, str], Delivery] = {}
         # Read past ``max_in_flight`` (XREADGROUP's COUNT is per stream): held, leases
@@ -88,6 +95,12 @@ class Worker:
         self._idle = False
         self._acks: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._acks_scheduled = False
+        # Claim (promote due retries, reclaim expired leases, read by weight) while busy and
+        # at least every min(idle_wait, lease / 4); in between, a trickle of new entries
+        # comes from the blocking read alone. A claim scans pending entries: run per event,
+        # it cost more Redis time than the events themselves.
+        self._busy = True
+        self._claim_at = 0.0
 
     def __repr__(self) -> str:
         return f"Worker(queue={self.queue.name!r}, consumer={self.consumer!r})"
@@ -162,15 +175,24 @@ class Worker:
         if not await self._is_ready():
             await self._idle_for(asyncio.sleep(self.idle_wait))
             return
-        claimed = await self.queue.claim(self.consumer, free, self.lease)
-        deliveries = claimed.deliveries
-        if not deliveries and not self._stopping.is_set():
-            wait = min(self.idle_wait, self.lease / 2)
+        loop = asyncio.get_running_loop()
+        deliveries: list[Delivery] = []
+        if self._busy or loop.time() >= self._claim_at:
+            claimed = await self.queue.claim(self.consumer, free, self.lease)
+            deliveries = claimed.deliveries
+            self._busy = bool(deliveries)
+            self._claim_at = loop.time() + min(self.idle_wait, self.lease / 4)
             if claimed.next_due is not None:
-                wait = min(wait, max(claimed.next_due, 0.001))
+                self._claim_at = min(self._claim_at, loop.time() + max(claimed.next_due, 0.001))
+        if not deliveries and not self._stopping.is_set():
+            wait = max(self._claim_at - loop.time(), 0.001)
             # A stop may cancel this read; anything it had claimed stays pending and is
             # reclaimed after a lease (late, never lost).
             deliveries = await self._idle_for(self.queue.wait(self.consumer, free, wait))
+            self._busy = len(deliveries) >= free  # a backlog: claim (by weight) until it is gone
+            trickle = 0 < len(deliveries) < free
+        else:
+            trickle = False
         for delivery in deliveries:
             if _slot(delivery) in self._in_flight:  # reclaimed to ourselves: one run only
                 continue
@@ -179,6 +201,10 @@ class Worker:
                 free -= 1
             else:
                 self._held.append(delivery)
+        if trickle and self.batch_wait:
+            # Let the next few arrive before reading again: one read, finish batch and ack
+            # for several events instead of each (at most ``batch_wait`` more latency).
+            await self._idle_for(asyncio.sleep(self.batch_wait))
 
     async def _idle_for(self, waiting: Awaitable[T]) -> T:
         """Await ``waiting`` while marked idle, so that :meth:`stop` may cancel it."""

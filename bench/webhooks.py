@@ -10,7 +10,8 @@ so that its own cost stays small and equal for both targets.
 
 Phases: (1) open loop at ``--rate`` webhooks/s → time to 200 p50/p99 (from the scheduled
 send time, so queueing counts) and accept → subscriber p50/p99 (200 received → event
-streamed by Subscribe, read in a separate subscriber process); (2) closed loop at
+streamed by Subscribe, read in a separate subscriber process), then the bare endpoint at
+the same rate (the floor of this machine and stack); (2) closed loop at
 ``--concurrency`` against the shim (worker stopped, so only intake is measured) and (3)
 against the bare endpoint → accepted/s and p50/p99; (4) the worker drains the backlog of (2)
 → processed/s. Only same-run ratios are meaningful on a shared, noisy 2-core machine.
@@ -431,6 +432,12 @@ async def main(args: argparse.Namespace) -> None:
         await measure_open_loop("shim", shim_port, args.low_rate, args, sub_address, redis.url)
         await measure_open_loop("embedded", http_port, args.low_rate, args, sub_address, redis.url)
         await measure_open_loop("embedded", http_port, args.rate, args, sub_address, redis.url)
+        # The floor at that rate on this machine: the bare one-XADD endpoint, same load generator.
+        lat, errors, sent = await open_loop(bare_port, "/bare", args.rate, args.seconds, {})
+        print(
+            f"bare XADD: open loop {args.rate:.0f}/s: sent {sent}, 200s {len(lat)}, errors {errors}; "
+            f"time to 200 p50 {pct(lat, 0.5):.2f} ms p99 {pct(lat, 0.99):.2f} ms"
+        )
 
         procs["worker"].terminate()  # closed loops measure intake alone; the backlog is drained below
         procs["worker"].wait(30)

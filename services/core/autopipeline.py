@@ -49,6 +49,7 @@ class AutoPipeline:
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._loading: dict[str | bytes, asyncio.Future[Any]] = {}
+        self._connections: list[Any] = []  # idle, still checked out of the client's pool
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -115,7 +116,10 @@ class AutoPipeline:
         these 20-30 argument calls; the router's hottest Redis cost).
         """
         pool = self._client.connection_pool
-        connection = await pool.get_connection()
+        # Pipelines keep their connections checked out between batches: the pool's checkout
+        # and release (locks, timeouts) cost as much as the round trip at a trickle. Closing
+        # the client disconnects them like any in-use connection.
+        connection = self._connections.pop() if self._connections else await pool.get_connection()
         try:
             await connection.send_packed_command(
                 b"".join(pack_evalsha(args) for args, _ in batch), check_health=False
@@ -128,9 +132,9 @@ class AutoPipeline:
                     replies.append(exc)
         except BaseException:
             await connection.disconnect()  # replies may be left unread: never reuse it
+            await pool.release(connection)  # the next batch checks out a fresh one
             raise
-        finally:
-            await pool.release(connection)
+        self._connections.append(connection)
         return replies
 
 

@@ -26,14 +26,16 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
     async def _response(self, entry: Entry, include_raw: bool) -> webhooks_pb2.SubscribeResponse:
         """A streamed event; the raw body and headers are kept in history only (fetched if asked)."""
         cursor, fields = entry
-        event = webhooks_pb2.WebhookEvent.FromString(fields[b"rec"])
+        response = webhooks_pb2.SubscribeResponse(cursor=cursor)
+        event = response.event  # parsed in place: no copy of the event per subscriber message
+        event.ParseFromString(fields[b"rec"])
         if include_raw:
             stored = await self.history.get(event.event_id, include_raw=True)
             if stored is not None:
                 event.raw_body = stored.raw_body
                 event.headers.update(stored.headers)
         event.cursor = cursor
-        return webhooks_pb2.SubscribeResponse(event=event, cursor=cursor)
+        return response
 
     async def Ingest(self, request: webhooks_pb2.IngestRequest, context: Any) -> webhooks_pb2.IngestResponse:
         try:

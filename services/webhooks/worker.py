@@ -112,8 +112,10 @@ class EventProcessor:
             record.wedding_id = normalized.wedding_id
             record.normalized.CopyFrom(normalized)
             record.updated_at.CopyFrom(records.timestamp(records.now_ms()))
+            record.ClearField("raw_body")  # the raw body stays in history only (in delivery.payload)
+            record.ClearField("headers")
             await self.stream.finish(
-                records.without_raw(record),  # the raw body stays in history only
+                record,
                 {
                     "status": int(PROCESSED_STATUS),
                     "attempts": delivery.attempt,

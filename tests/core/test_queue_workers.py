@@ -227,6 +227,27 @@ async def _blocked_reader(queue: DurableQueue) -> bool:
     return any(c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "") for c in clients)
 
 
+async def test_a_trickle_is_read_without_a_claim_per_entry(queue: DurableQueue) -> None:
+    """Claims (which scan the pending list) run while they bring work or when due, not once
+    per entry: a trickle of entries arriving one by one is read by the blocking read."""
+    claims = 0
+    original = queue.claim
+
+    async def counting_claim(consumer: str, count: int, lease: float) -> Any:
+        nonlocal claims
+        claims += 1
+        return await original(consumer, count, lease)
+
+    queue.claim = counting_claim  # type: ignore[method-assign]
+    handler = RecordingHandler()
+    async with Worker(queue, handler, lease=120, idle_wait=60.0):
+        await wait_for(lambda: _blocked_reader(queue), what="worker blocked")
+        for i in range(5):
+            await queue.enqueue(b"t%d" % i)
+            await handler.wait_for(i + 1, within=15)
+    assert claims == 1, claims  # the first, at start; the next is due after lease / 4 = 30 s
+
+
 async def test_batch_wait_reads_a_trickle_several_at_a_time(queue: DurableQueue) -> None:
     """After a read that brought fewer entries than free slots, the worker pauses
     ``batch_wait`` before reading again: what arrived meanwhile comes in one XREADGROUP."""

@@ -41,7 +41,7 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.core.local_redis import free_port, start_redis_server  # noqa: E402
+from services.core.local_redis import die_with_parent, free_port, start_redis_server  # noqa: E402
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc  # noqa: E402
 
 SECRET = "whsec_bench_secret"
@@ -220,7 +220,10 @@ async def subscribe(address: str, cursor: str, record: Callable[[str], None], re
 def spawn(args: list[str], env: dict[str, str]) -> Any:
     import subprocess
 
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # SIGTERMed if this process dies (Ctrl-C, a closed pipe): no servers left behind.
+    return subprocess.Popen(
+        die_with_parent(args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 async def wait_http(port: int, path: str = "/healthz", timeout: float = 30.0) -> None:
@@ -326,12 +329,7 @@ async def measure_open_loop(
     seen_path = Path(tempfile.mkdtemp(prefix="wm-sub-")) / "seen.txt"
     cursor = await stream_end(redis_url)
     sub = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--subscribe",
-        sub_address,
-        cursor,
-        str(seen_path),
+        *die_with_parent([sys.executable, __file__, "--subscribe", sub_address, cursor, str(seen_path)]),
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=asyncio.subprocess.PIPE,
     )

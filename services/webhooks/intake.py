@@ -41,7 +41,6 @@ log = logging.getLogger("wedmesh.webhooks")
 ACCEPTED = webhooks_pb2.INGEST_OUTCOME_ACCEPTED
 DUPLICATE = webhooks_pb2.INGEST_OUTCOME_DUPLICATE
 IGNORED = webhooks_pb2.INGEST_OUTCOME_IGNORED
-OUTCOME_NAMES = {ACCEPTED: "accepted", DUPLICATE: "duplicate", IGNORED: "ignored"}
 RECEIVED_STATUS = webhooks_pb2.WEBHOOK_EVENT_STATUS_RECEIVED
 IGNORED_STATUS = webhooks_pb2.WEBHOOK_EVENT_STATUS_IGNORED
 MAX_FIELD_CHARS = 256
@@ -163,7 +162,7 @@ class Intake:
             await self.history.record(provider_id, event_id, parsed.event_type, {}, keep)
         elif outcome == ACCEPTED:  # the queue holds it: history may lag
             self.writer.submit(provider_id, event_id, parsed.event_type, keep)
-        name = OUTCOME_NAMES[outcome]
+        name = records.OUTCOME_NAMES[outcome]
         metrics.child(INGESTED, provider_id, name).inc()  # provider ids come from config: bounded
         INGEST_SECONDS.observe(time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):

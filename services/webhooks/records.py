@@ -31,6 +31,12 @@ ALWAYS_REDACTED = frozenset(
 DROPPED = frozenset({"content-length", "connection", "accept-encoding", "host", "user-agent", "accept"})
 
 Status = webhooks_pb2.WebhookEventStatus
+# How an ingest outcome is named in the HTTP answer and in metrics.
+OUTCOME_NAMES = {
+    webhooks_pb2.INGEST_OUTCOME_ACCEPTED: "accepted",
+    webhooks_pb2.INGEST_OUTCOME_DUPLICATE: "duplicate",
+    webhooks_pb2.INGEST_OUTCOME_IGNORED: "ignored",
+}
 
 
 def now_ms() -> int:

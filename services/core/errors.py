@@ -8,6 +8,7 @@ them is a separate layer (the interceptor for gRPC, the shim for HTTP)::
     ├── NotFound                   NOT_FOUND / 404
     ├── AlreadyExists              ALREADY_EXISTS / 409
     ├── FailedPrecondition         FAILED_PRECONDITION / 400
+    ├── OutOfRange                 OUT_OF_RANGE / 400
     ├── Unauthenticated            UNAUTHENTICATED / 401
     ├── PermissionDenied           PERMISSION_DENIED / 403
     ├── ResourceExhausted          RESOURCE_EXHAUSTED / 429 (carries retry_after)
@@ -58,6 +59,10 @@ class AlreadyExists(MeshError):
 
 class FailedPrecondition(MeshError):
     grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class OutOfRange(MeshError):
+    grpc_code = grpc.StatusCode.OUT_OF_RANGE
 
 
 class Unauthenticated(MeshError):

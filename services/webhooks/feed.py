@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.core.errors import MeshError, translate_redis_errors
+from services.core.errors import MeshError, OutOfRange, translate_redis_errors
 from services.core.redis_client import AnyRedis
 from services.webhooks.history import Field, pairs
 from services.webhooks.layout import event_key, load_lua, log_key, marker_key, stream_key
@@ -103,6 +103,41 @@ class NormalizedStream:
         with translate_redis_errors("read normalised events"):
             rows: Any = await self.client.xrange(self.key, f"({cursor}", "+", count=count)
         return [(_str(i), dict(f)) for i, f in rows]
+
+    async def check_retained_after(self, position: str) -> None:
+        """Raise :class:`OutOfRange` if events after ``position`` may have been trimmed away.
+
+        A subscriber resuming from an old cursor must learn that it may have missed events
+        rather than silently skip them. Trimming removes the oldest entries, so a position
+        older than the oldest retained entry means its own event is gone and those right
+        after it may be too (Redis keeps no record of which ids a trim removed; the one
+        false alarm, an event whose successor is still retained, sends the client to
+        from_beginning, which then returns exactly what it has not seen). Called *after*
+        reading from ``position``: trimming only moves forward, so a pass here also vouches
+        for what was just read.
+        """
+        at = parse_cursor(position)
+        with translate_redis_errors("read normalised events"):
+            if not await self.client.exists(self.key):
+                return  # nothing was ever appended here (or Redis lost it all): no trimming to report
+            info: Any = await self.client.xinfo_stream(self.key)
+        newest = _str(info["last-generated-id"])
+        if at > parse_cursor(newest):
+            raise OutOfRange(
+                f"cursor {position!r} is ahead of the newest event ({newest}), so it does not come "
+                "from this stream; resume with from_beginning, or with no cursor for live events only"
+            )
+        first = info.get("first-entry")
+        oldest = parse_cursor(_str(first[0])) if first else None
+        # Empty, yet events came after the position: they were all trimmed.
+        if (oldest is None and parse_cursor(newest) > at) or (oldest is not None and oldest > at):
+            days = self.retention_ms / 86_400_000
+            raise OutOfRange(
+                f"the event at cursor {position!r} is no longer retained (the stream keeps {days:g} "
+                f"days; oldest retained cursor: {_str(first[0]) if first else 'none'}), so events "
+                "after it may have been trimmed too; resume with from_beginning and look for missed "
+                "events with ListEvents"
+            )
 
     async def last_id(self) -> str:
         with translate_redis_errors("read normalised events"):

@@ -121,10 +121,10 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
         SUBSCRIBERS.inc()
         try:
             while True:
-                rows = await stream.after(last, CATCH_UP_PAGE)
+                rows = await self._catch_up(last)
                 if len(rows) < CATCH_UP_PAGE:
                     self.feed.add(sub, rows[-1][0] if rows else last)
-                    rows += await stream.after(rows[-1][0] if rows else last, CATCH_UP_PAGE)
+                    rows += await self._catch_up(rows[-1][0] if rows else last)
                 for entry in rows:
                     last = entry[0]
                     if sub.matches(entry[1]):
@@ -146,6 +146,13 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
         finally:
             self.feed.remove(sub)
             SUBSCRIBERS.dec()
+
+    async def _catch_up(self, position: str) -> list[Entry]:
+        """A page of the stream after ``position``; OUT_OF_RANGE if trimming passed it."""
+        rows = await self.feed.stream.after(position, CATCH_UP_PAGE)
+        if position != "0-0":  # "0-0" is from_beginning: the oldest retained, by definition
+            await self.feed.stream.check_retained_after(position)
+        return rows
 
     async def ListDeadLetters(
         self, request: webhooks_pb2.ListDeadLettersRequest, context: Any

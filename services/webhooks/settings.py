@@ -108,7 +108,7 @@ class WebhooksConfig(GrpcServerConfig):
     worker_lease_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     worker_max_in_flight: Annotated[int, Field(ge=1, le=1000)] = 32
     # A trickle is read a few events at a time: fewer round trips per event, this much latency.
-    worker_batch_wait_s: Annotated[float, Field(ge=0, le=1)] = 0.005
+    worker_batch_wait_s: Annotated[float, Field(ge=0, le=1)] = 0.02
     subscriber_buffer: Annotated[int, Field(ge=1, le=100_000)] = 1000
     http_port: OptionalPort = Field(default=0, description="serve the shim in this process too (0: off)")
 

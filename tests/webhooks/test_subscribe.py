@@ -11,6 +11,8 @@ import pytest
 
 from services.core.config import MeshConfig, with_overrides
 from services.core.server import ServiceHost
+from services.webhooks.feed import parse_cursor
+from services.webhooks.layout import stream_key
 from tests.waiting import wait_for
 from tests.webhooks.conftest import STRIPE_SECRET, SUPPLIER_SECRET
 from tests.webhooks.payloads import stripe_body, stripe_headers, supplier_body, supplier_headers
@@ -24,7 +26,10 @@ SMALL_WINDOW = [("grpc.http2.bdp_probe", 0)]
 
 @pytest.fixture
 async def host(start_service: Start, wh_config: MeshConfig) -> ServiceHost:
-    return await start_service("webhooks", with_overrides(wh_config, {"webhooks.subscriber_buffer": 4}))
+    # A buffer of 4 makes "too slow" quick to reach; it is smaller than a worker batch, so
+    # events are read one at a time here (a batch's burst would fill it at once).
+    overrides = {"webhooks.subscriber_buffer": 4, "webhooks.worker_batch_wait_s": 0}
+    return await start_service("webhooks", with_overrides(wh_config, overrides))
 
 
 async def send_supplier(stub: Any, pad: int = 0, wedding: str = "wed_s") -> str:
@@ -108,6 +113,51 @@ async def test_feed_reads_nothing_without_subscribers_and_a_live_one_misses_noth
     call.cancel()
     assert not set(got) & set(before)
     assert got == after[len(after) - len(got) :], (got, after)  # a suffix: no gap after joining
+
+
+async def test_a_cursor_past_the_retained_stream_is_out_of_range(
+    stub: Any, host: ServiceHost, redis_client: Any
+) -> None:
+    """Resuming after events were trimmed away answers OUT_OF_RANGE instead of silently
+    skipping them (the proto's contract); a retained cursor resumes; a cursor from nowhere
+    (ahead of the newest event) is refused too."""
+    call = stub.Subscribe(webhooks_pb2.SubscribeRequest(from_beginning=True))
+    sent = [await send_supplier(stub) for _ in range(3)]
+    cursors: dict[str, str] = {}
+    async for item in call:
+        cursors[item.event.event_id] = item.cursor
+        if len(cursors) == len(sent):
+            break
+    call.cancel()
+    first, second, third = sorted(cursors.values(), key=parse_cursor)
+    await redis_client.xtrim(stream_key(), minid=third, approximate=False)  # the retention passes two
+
+    async def resume(cursor: str) -> Any:
+        return await stub.Subscribe(webhooks_pb2.SubscribeRequest(after_cursor=cursor)).read()
+
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await resume(first)
+    assert gone.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "is no longer retained" in (gone.value.details() or "")
+    assert f"oldest retained cursor: {third}" in (gone.value.details() or "")
+    assert "from_beginning" in (gone.value.details() or "")
+
+    with pytest.raises(grpc.aio.AioRpcError) as trimmed:  # its successor is retained, but
+        await resume(second)  # Redis keeps no record of which ids a trim removed: a false alarm
+    assert trimmed.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    after_oldest = stub.Subscribe(webhooks_pb2.SubscribeRequest(from_beginning=True))
+    assert (await after_oldest.read()).cursor == third  # what that client then asks for
+    after_oldest.cancel()
+
+    with pytest.raises(grpc.aio.AioRpcError) as ahead:
+        await resume("99999999999999-0")
+    assert ahead.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "ahead of the newest event" in (ahead.value.details() or "")
+
+    live = stub.Subscribe(webhooks_pb2.SubscribeRequest(after_cursor=third))
+    later = await send_supplier(stub)
+    assert (await live.read()).event.event_id == later
+    live.cancel()
 
 
 async def _status(stub: Any, event_id: str) -> bool:

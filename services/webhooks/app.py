@@ -12,6 +12,7 @@ from services.webhooks.feed import Feed, NormalizedStream
 from services.webhooks.history import History, HistoryWriter
 from services.webhooks.intake import Intake
 from services.webhooks.providers import load_providers
+from services.webhooks.queue_gauges import QueueGauges
 from services.webhooks.servicer import WebhookIntakeServicer
 from services.webhooks.worker import EventProcessor, EventWorkers, RouterPublisher
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
@@ -46,7 +47,7 @@ def build(config: MeshConfig, redis: AnyRedis) -> ProcessApp:
     writer = HistoryWriter(history)
     intake = Intake(providers, history, writer)
     servicer = WebhookIntakeServicer(intake, history, feed, cfg.subscriber_buffer)
-    background: list[Background] = [writer, feed, workers]
+    background: list[Background] = [writer, feed, workers, QueueGauges(providers, cfg.stats_refresh_s)]
     if cfg.http_port:
         background.append(EmbeddedShim(config.shim, LocalBackend(intake, redis), cfg.host, cfg.http_port))
     return ProcessApp(

@@ -19,7 +19,6 @@ from services.core.errors import MeshError, translate_redis_errors
 from services.core.redis_client import AnyRedis
 from services.core.server import ServiceHost
 from services.webhooks.intake import Intake
-from services.webhooks.metrics import REJECTED
 from services.webhooks.shim import IntakeRefused, uvicorn_server
 from wedsync.webhooks.v1 import webhooks_pb2
 
@@ -46,7 +45,7 @@ class LocalBackend:
         try:
             return await self.intake.ingest(provider_id, headers, body)
         except MeshError as exc:
-            REJECTED.labels(provider_id, exc.grpc_code.name).inc()
+            self.intake.count_rejected(provider_id, exc)
             if exc.http_status in CLIENT_STATUSES:
                 raise IntakeRefused(exc.http_status, exc.message) from None
             log.warning("intake unavailable", extra={"reason": type(exc).__name__})

@@ -26,12 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.core import metrics
-from services.core.errors import InvalidArgument, NotFound, Unavailable
+from services.core.errors import InvalidArgument, MeshError, NotFound, Unavailable
 from services.core.ids import unique_id
 from services.core.queue import Enqueued, QueueFull
 from services.webhooks import records
 from services.webhooks.history import History, HistoryWriter
-from services.webhooks.metrics import INGEST_SECONDS, INGESTED
+from services.webhooks.metrics import INGEST_SECONDS, INGESTED, REJECTED
 from services.webhooks.providers import Provider, body_hash, lookup
 from wedsync.webhooks.v1 import webhooks_pb2
 
@@ -46,6 +46,15 @@ IGNORED_STATUS = webhooks_pb2.WEBHOOK_EVENT_STATUS_IGNORED
 MAX_FIELD_CHARS = 256
 QUEUE_FULL_RETRY_AFTER_S = 10.0
 FULL_LOG_EVERY_S = 10.0
+# Metric labels: a refusal's provider label is a configured id or this (config ids cannot
+# start with "_"), so requests naming made-up providers cannot grow the series without bound.
+UNKNOWN_PROVIDER_LABEL = "_unknown"
+QUEUE_FULL_REASON = "QUEUE_FULL"
+
+
+class BacklogFull(Unavailable):
+    """The provider's backlog is at ``max_queue_depth`` (503 + Retry-After, like Redis down,
+    but counted apart: one means "add workers", the other "Redis is failing")."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,12 @@ class Intake:
         self.writer = writer
         self._full_logged: dict[str, float] = {}
 
+    def count_rejected(self, provider_id: str, exc: MeshError) -> None:
+        """One refusal in ``wedmesh_webhooks_rejected_total`` (gRPC code, or QUEUE_FULL)."""
+        label = provider_id if provider_id in self.providers else UNKNOWN_PROVIDER_LABEL
+        reason = QUEUE_FULL_REASON if isinstance(exc, BacklogFull) else exc.grpc_code.name
+        metrics.child(REJECTED, label, reason).inc()
+
     def provider(self, provider_id: str) -> Provider:
         provider = self.providers.get(provider_id)
         if provider is None:
@@ -117,7 +132,7 @@ class Intake:
                     "webhooks refused: provider queue full",
                     extra={"provider": provider.id, "backlog": exc.backlog, "max_queue_depth": limit},
                 )
-            raise Unavailable(
+            raise BacklogFull(
                 f"provider {provider.id!r} has {exc.backlog} events waiting to be processed, at its limit "
                 f"(webhooks.providers.{provider.id}.max_queue_depth = {limit}); retry later",
                 retry_after=QUEUE_FULL_RETRY_AFTER_S,

@@ -11,7 +11,8 @@ INGESTED = Counter(
 )
 REJECTED = Counter(
     "wedmesh_webhooks_rejected_total",
-    "Webhook deliveries refused, by provider and reason (gRPC code)",
+    "Webhook deliveries refused, by provider and reason (gRPC code, or QUEUE_FULL: the provider's "
+    "backlog is at max_queue_depth)",
     ["provider", "code"],
 )
 INGEST_SECONDS = Histogram(
@@ -27,4 +28,18 @@ PROCESSED = Counter(
 SUBSCRIBERS = Gauge("wedmesh_webhooks_subscribers", "Open Subscribe streams")
 SUBSCRIBERS_CUT = Counter(
     "wedmesh_webhooks_subscribers_cut_total", "Subscribe streams ended because the client fell behind"
+)
+BACKLOG = Gauge(
+    "wedmesh_webhooks_backlog",
+    "Events accepted and waiting for a worker (what max_queue_depth limits), by provider",
+    ["provider"],
+)
+IN_FLIGHT = Gauge("wedmesh_webhooks_in_flight", "Events a worker holds right now, by provider", ["provider"])
+DEAD_LETTERS = Gauge(
+    "wedmesh_webhooks_dead_letters", "Events in the dead-letter stream, by provider", ["provider"]
+)
+OLDEST_AGE = Gauge(
+    "wedmesh_webhooks_oldest_age_seconds",
+    "Age of the oldest event still in the queue, waiting or in flight (0 when empty), by provider",
+    ["provider"],
 )

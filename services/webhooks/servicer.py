@@ -10,7 +10,7 @@ from services.webhooks import dlq, paging
 from services.webhooks.feed import CURSOR, Entry, Feed, new_subscription, parse_cursor
 from services.webhooks.history import Filters, History
 from services.webhooks.intake import Intake
-from services.webhooks.metrics import REJECTED, SUBSCRIBERS, SUBSCRIBERS_CUT
+from services.webhooks.metrics import SUBSCRIBERS, SUBSCRIBERS_CUT
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 CATCH_UP_PAGE = 500
@@ -41,7 +41,7 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
         try:
             return await self.intake.ingest(request.provider_id, dict(request.headers), request.body)
         except MeshError as exc:
-            REJECTED.labels(request.provider_id[:64], exc.grpc_code.name).inc()
+            self.intake.count_rejected(request.provider_id, exc)
             raise
 
     async def GetEvent(

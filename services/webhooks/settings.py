@@ -110,6 +110,7 @@ class WebhooksConfig(GrpcServerConfig):
     # A trickle is read a few events at a time: fewer round trips per event, this much latency.
     worker_batch_wait_s: Annotated[float, Field(ge=0, le=1)] = 0.02
     subscriber_buffer: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    stats_refresh_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     http_port: OptionalPort = Field(default=0, description="serve the shim in this process too (0: off)")
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from prometheus_client import REGISTRY
 
 from services.core.config import MeshConfig, with_overrides
 from services.core.local_redis import free_port
@@ -27,6 +28,7 @@ Start = Callable[..., Awaitable[ServiceHost]]
 RunShim = Callable[..., Awaitable[Shim]]
 LIMIT = 3
 PROCESSED = webhooks_pb2.WEBHOOK_EVENT_STATUS_PROCESSED
+REJECTED = "wedmesh_webhooks_rejected_total"
 
 
 @pytest.fixture
@@ -34,8 +36,17 @@ def limited(mesh_config: MeshConfig, secrets_env: dict[str, str]) -> MeshConfig:
     """Stripe limited to LIMIT waiting events; this process runs intake only (no worker)."""
     return webhooks_config(
         mesh_config,
-        **{"webhooks.providers.stripe.max_queue_depth": LIMIT, "webhooks.worker_enabled": False},
+        **{
+            "webhooks.providers.stripe.max_queue_depth": LIMIT,
+            "webhooks.worker_enabled": False,
+            "webhooks.stats_refresh_s": 0.05,
+        },
     )
+
+
+def gauge(name: str, **labels: str) -> float | None:
+    """A metric of this process (the services under test run in it)."""
+    return REGISTRY.get_sample_value(name, {"provider": "stripe", **labels})
 
 
 async def post_new(shim: Shim) -> tuple[bytes, Any]:
@@ -76,8 +87,10 @@ async def test_full_provider_queue_answers_503_then_accepts_after_a_worker_drain
         accepted.append(reply.json()["event_id"])
         bodies.append(body)
 
+    full_before = gauge(REJECTED, code="QUEUE_FULL") or 0
     refused_body, refused = await post_new(shim)
     assert refused.status_code == 503, refused.text
+    assert gauge(REJECTED, code="QUEUE_FULL") == full_before + 1  # told apart from Redis down
     assert int(refused.headers["retry-after"]) == QUEUE_FULL_RETRY_AFTER_S  # intake's own delay
     assert "webhooks.providers.stripe.max_queue_depth" in refused.json()["error"]  # and its message
     repeat = await shim.post("stripe", bodies[0], stripe_headers(bodies[0], STRIPE_SECRET))
@@ -85,6 +98,8 @@ async def test_full_provider_queue_answers_503_then_accepts_after_a_worker_drain
     assert repeat.json() == {"event_id": accepted[0], "status": "duplicate"}
     queue = DurableQueue(redis_client, queue_name("stripe"))
     assert (await queue.stats()).backlog == LIMIT
+    await wait_for(lambda: gauge("wedmesh_webhooks_backlog") == LIMIT, what="the backlog gauge at the limit")
+    assert (gauge("wedmesh_webhooks_oldest_age_seconds") or 0) > 0
 
     # A second webhooks process on the same Redis, with its worker on, drains the backlog.
     await start_service(
@@ -93,6 +108,7 @@ async def test_full_provider_queue_answers_503_then_accepts_after_a_worker_drain
     async with grpc.aio.insecure_channel(f"127.0.0.1:{intake.port}") as channel:
         await wait_for(lambda: all_processed(channel, accepted), what="the held events processed")
         assert (await queue.stats()).backlog == 0
+        await wait_for(lambda: gauge("wedmesh_webhooks_backlog") == 0, what="the backlog gauge at 0")
 
         again = await shim.post("stripe", refused_body, stripe_headers(refused_body, STRIPE_SECRET))
         assert again.status_code == 200, again.text

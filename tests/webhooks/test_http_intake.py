@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from services.core.config import MeshConfig
 from services.core.server import ServiceHost
@@ -24,6 +25,7 @@ from tests.webhooks.payloads import (
 )
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
+REJECTED = "wedmesh_webhooks_rejected_total"
 Start = Callable[..., Awaitable[ServiceHost]]
 RunShim = Callable[..., Awaitable[Shim]]
 
@@ -161,10 +163,15 @@ async def test_signed_invalid_json_is_400(shim: Shim) -> None:
     assert "JSON" in reply.json()["error"]
 
 
-async def test_unknown_provider_is_404(shim: Shim) -> None:
-    """A provider id that is not configured answers 404."""
-    reply = await shim.post("nobody", b"{}", {})
-    assert reply.status_code == 404
+async def test_unknown_provider_is_404_and_counted_under_one_label(shim: Shim) -> None:
+    """A provider id that is not configured answers 404; its refusal is counted under
+    ``_unknown``, never under the made-up id (which would let callers grow the series)."""
+    before = REGISTRY.get_sample_value(REJECTED, {"provider": "_unknown", "code": "NOT_FOUND"}) or 0
+    for made_up in ("nobody", "nobody-else"):
+        reply = await shim.post(made_up, b"{}", {})
+        assert reply.status_code == 404
+    assert REGISTRY.get_sample_value(REJECTED, {"provider": "_unknown", "code": "NOT_FOUND"}) == before + 2
+    assert REGISTRY.get_sample_value(REJECTED, {"provider": "nobody", "code": "NOT_FOUND"}) is None
 
 
 async def test_ignored_type_is_200_ignored_and_recorded_not_queued(

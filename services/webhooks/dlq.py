@@ -14,7 +14,7 @@ from typing import Any
 from services.core.errors import InvalidArgument, NotFound, translate_redis_errors
 from services.core.queue import DeadLetter, DurableQueue
 from services.webhooks import paging, records
-from services.webhooks.feed import CURSOR
+from services.webhooks.feed import MAX_ID_PART, parse_cursor, stream_id
 from services.webhooks.providers import Provider
 from wedsync.webhooks.v1 import webhooks_pb2
 
@@ -49,30 +49,51 @@ def to_proto(letter: DeadLetter) -> webhooks_pb2.DeadLetter:
 async def list_page(
     providers: Mapping[str, Provider], request: webhooks_pb2.ListDeadLettersRequest
 ) -> webhooks_pb2.ListDeadLettersResponse:
+    """Oldest failure first across the providers in scope (dead ids are failure times).
+
+    Each provider's dead-letter stream is read from its own position; the token carries
+    every unfinished provider's position, as ListEvents' does.
+    """
     in_scope = [p.id for p in scope(providers, request.provider_id)]
     size = paging.page_size(request.page_size)
     state = paging.decode(request.page_token)
-    idx = in_scope.index(state["p"]) if state.get("p") in in_scope else 0
-    after: str | None = state.get("a") or None
-    if after is not None and not CURSOR.match(after):
-        raise InvalidArgument("malformed page_token")
-    out = webhooks_pb2.ListDeadLettersResponse()
-    while idx < len(in_scope) and len(out.dead_letters) < size:
-        page = await providers[in_scope[idx]].queue.dead_letters.list(
-            after=after, count=size - len(out.dead_letters)
+    positions: Any = state.get("p") if state else dict.fromkeys(in_scope, "")
+    if not isinstance(positions, dict) or any(
+        provider_id not in in_scope or (after != "" and _position(after) is None)
+        for provider_id, after in positions.items()
+    ):
+        raise InvalidArgument("malformed page_token, or one issued for another provider_id")
+    candidates: list[tuple[tuple[int, int], str, DeadLetter]] = []
+    more: dict[str, bool] = {}
+    for provider_id in in_scope:
+        if provider_id not in positions:
+            continue  # finished on an earlier page
+        page = await providers[provider_id].queue.dead_letters.list(
+            after=positions[provider_id] or None, count=size
         )
-        out.dead_letters.extend(to_proto(letter) for letter in page.letters)
-        if page.next_after is None:
-            idx, after = idx + 1, None
-        else:
-            after = page.next_after
-    if idx < len(in_scope):
-        out.next_page_token = paging.encode({"p": in_scope[idx], "a": after or ""})
+        more[provider_id] = page.next_after is not None
+        candidates += [(parse_cursor(letter.dead_id), provider_id, letter) for letter in page.letters]
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    taken, left = candidates[:size], candidates[size:]
+    out = webhooks_pb2.ListDeadLettersResponse(dead_letters=[to_proto(c[2]) for c in taken])
+    following: dict[str, str] = {}
+    for provider_id, has_more in more.items():
+        mine = [c[2].dead_id for c in taken if c[1] == provider_id]
+        if has_more or any(c[1] == provider_id for c in left):
+            following[provider_id] = mine[-1] if mine else positions[provider_id]
+    if following:
+        out.next_page_token = paging.encode({"p": following})
     return out
 
 
+def _position(text: object) -> tuple[int, int] | None:
+    """A dead id to read after, or None if Redis would refuse it as an exclusive start."""
+    parsed = stream_id(text)
+    return None if parsed is None or parsed == (MAX_ID_PART, MAX_ID_PART) else parsed
+
+
 async def _existing(queue: DurableQueue, ids: Sequence[str]) -> list[str]:
-    candidates = [i for i in ids if CURSOR.match(i)]
+    candidates = [i for i in ids if stream_id(i) is not None]  # anything else is simply not found
     if not candidates:
         return []
     with translate_redis_errors("look up dead letters"):

@@ -32,6 +32,7 @@ class LocalBackend:
     def __init__(self, intake: Intake, redis: AnyRedis) -> None:
         self.intake = intake
         self.redis = redis
+        self.draining = False
 
     async def open(self) -> None:
         return None
@@ -57,6 +58,8 @@ class LocalBackend:
             raise IntakeRefused(503, "webhook intake is unavailable; retry later") from None
 
     async def ready(self) -> str | None:
+        if self.draining:
+            return "intake is shutting down"
         try:
             with translate_redis_errors("ping"):
                 await self.redis.ping()
@@ -69,10 +72,13 @@ class EmbeddedShim:
     """Background: serve the shim on ``host:port`` inside this process."""
 
     def __init__(self, config: ShimConfig, backend: LocalBackend, host: str, port: int) -> None:
+        self.backend = backend
         self.server: Any = uvicorn_server(config, backend, host=host, port=port)
         self._task: asyncio.Task[None] | None = None
+        self._drain_delay_s = 0.0
 
     async def start(self, host: ServiceHost) -> None:
+        self._drain_delay_s = host.shutdown_config.drain_delay_s
         self.server.capture_signals = contextlib.nullcontext  # the process runtime owns signals
         self._task = asyncio.create_task(self.server.serve(), name="webhooks-http")
         while not self.server.started:
@@ -84,6 +90,10 @@ class EmbeddedShim:
     async def stop(self) -> None:
         if self._task is None:
             return
+        # As the gRPC port does: not ready (still serving) for drain_delay_s, so that a load
+        # balancer polling /readyz stops sending here before the listener closes.
+        self.backend.draining = True
+        await asyncio.sleep(self._drain_delay_s)
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

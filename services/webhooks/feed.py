@@ -43,6 +43,21 @@ ERROR_BACKOFF_S = 0.5
 Entry = tuple[str, dict[bytes, bytes]]
 
 
+MAX_ID_PART = 2**64 - 1
+
+
+def stream_id(text: object) -> tuple[int, int] | None:
+    """``text`` as a Redis stream id ``(ms, seq)``, or None when Redis would refuse it.
+
+    Cursors, page tokens and dead-letter ids come from clients: anything that is not a
+    valid id must be a clear INVALID_ARGUMENT, never a Redis error surfacing as INTERNAL.
+    """
+    if not isinstance(text, str) or not CURSOR.match(text):
+        return None
+    ms, seq = parse_cursor(text)
+    return (ms, seq) if ms <= MAX_ID_PART and seq <= MAX_ID_PART else None
+
+
 def parse_cursor(cursor: str) -> tuple[int, int]:
     ms, _, seq = cursor.partition("-")
     return int(ms), int(seq)
@@ -64,6 +79,7 @@ class NormalizedStream:
         self.marker_ms = max(1, round(marker_ttl_s * 1000))
         self.history_ms = round(history_retention_s * 1000)
         self._finish = client.register_script(load_lua("finish"))
+        self._read_after = client.register_script(load_lua("read_after"))
 
     async def finish(
         self,
@@ -98,43 +114,38 @@ class NormalizedStream:
         with translate_redis_errors("finish event"):
             return _str(await self._finish(keys=keys, args=args))
 
-    async def after(self, cursor: str, count: int) -> list[Entry]:
-        """Entries strictly after ``cursor`` ("0-0" = from the oldest retained)."""
-        with translate_redis_errors("read normalised events"):
-            rows: Any = await self.client.xrange(self.key, f"({cursor}", "+", count=count)
-        return [(_str(i), dict(f)) for i, f in rows]
+    async def page_after(self, position: str, count: int, *, check: bool) -> list[Entry]:
+        """Up to ``count`` entries strictly after ``position`` ("0-0" = from the oldest retained).
 
-    async def check_retained_after(self, position: str) -> None:
-        """Raise :class:`OutOfRange` if events after ``position`` may have been trimmed away.
-
-        A subscriber resuming from an old cursor must learn that it may have missed events
-        rather than silently skip them. Trimming removes the oldest entries, so a position
-        older than the oldest retained entry means its own event is gone and those right
-        after it may be too (Redis keeps no record of which ids a trim removed; the one
-        false alarm, an event whose successor is still retained, sends the client to
-        from_beginning, which then returns exactly what it has not seen). Called *after*
-        reading from ``position``: trimming only moves forward, so a pass here also vouches
-        for what was just read.
+        With ``check`` (a client's cursor, or an id just read), raise :class:`OutOfRange`
+        when ``position`` is older than the oldest retained entry: trimming removes the
+        oldest entries, so its own event is gone and those right after it may be too (Redis
+        keeps no record of which ids a trim removed; the one false alarm, an event whose
+        successor is still retained, sends the client to from_beginning, which then returns
+        exactly what it has not seen) — or newer than the newest entry (not from this
+        stream). The page and the stream's bounds come from one script, so the answer holds
+        for exactly this read.
         """
-        at = parse_cursor(position)
+        if parse_cursor(position) == (MAX_ID_PART, MAX_ID_PART):  # Redis refuses "(" + the last id
+            raise OutOfRange(f"cursor {position!r} is ahead of every event; resume with from_beginning")
         with translate_redis_errors("read normalised events"):
-            if not await self.client.exists(self.key):
-                return  # nothing was ever appended here (or Redis lost it all): no trimming to report
-            info: Any = await self.client.xinfo_stream(self.key)
-        newest = _str(info["last-generated-id"])
-        if at > parse_cursor(newest):
+            oldest, newest, rows = await self._read_after(keys=[self.key], args=[position, count])
+        if check and position != "0-0":
+            self._check_position(position, oldest and _str(oldest), newest and _str(newest))
+        return [(_str(i), dict(zip(fv[::2], fv[1::2], strict=True))) for i, fv in rows]
+
+    def _check_position(self, position: str, oldest: str | None, newest: str | None) -> None:
+        at = parse_cursor(position)
+        if newest is not None and at > parse_cursor(newest):
             raise OutOfRange(
                 f"cursor {position!r} is ahead of the newest event ({newest}), so it does not come "
                 "from this stream; resume with from_beginning, or with no cursor for live events only"
             )
-        first = info.get("first-entry")
-        oldest = parse_cursor(_str(first[0])) if first else None
-        # Empty, yet events came after the position: they were all trimmed.
-        if (oldest is None and parse_cursor(newest) > at) or (oldest is not None and oldest > at):
+        if oldest is None or at < parse_cursor(oldest):
             days = self.retention_ms / 86_400_000
             raise OutOfRange(
                 f"the event at cursor {position!r} is no longer retained (the stream keeps {days:g} "
-                f"days; oldest retained cursor: {_str(first[0]) if first else 'none'}), so events "
+                f"days; oldest retained cursor: {oldest or 'none, the stream is empty'}), so events "
                 "after it may have been trimmed too; resume with from_beginning and look for missed "
                 "events with ListEvents"
             )

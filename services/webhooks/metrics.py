@@ -40,6 +40,7 @@ DEAD_LETTERS = Gauge(
 )
 OLDEST_AGE = Gauge(
     "wedmesh_webhooks_oldest_age_seconds",
-    "Age of the oldest event still in the queue, waiting or in flight (0 when empty), by provider",
+    "Age of the oldest entry in the provider's streams, waiting or in flight (0 when empty); "
+    "retries waiting out their backoff are not counted",
     ["provider"],
 )

@@ -28,7 +28,7 @@ def decode(token: str) -> dict[str, Any]:
         return {}
     try:
         state = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:  # deep nesting: hostile, not ours
         raise InvalidArgument("malformed page_token") from exc
     if not isinstance(state, dict):
         raise InvalidArgument("malformed page_token")

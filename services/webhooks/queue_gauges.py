@@ -39,22 +39,27 @@ class QueueGauges:
                 await self._task
 
     async def refresh(self) -> None:
-        """Read every provider's queue stats and set its gauges (a Redis failure propagates)."""
+        """Set every provider's gauges; a provider whose stats fail keeps its last values."""
+        failed: list[str] = []
         for provider in self.providers.values():
-            stats = await provider.queue.stats()
+            try:
+                stats = await provider.queue.stats()
+            except MeshError as exc:  # Redis down (or that provider's Cluster node): readiness says why
+                failed.append(f"{provider.id}: {exc.message}")
+                continue
             ages = [p.oldest_age for p in stats.priorities.values() if p.oldest_age is not None]
             BACKLOG.labels(provider.id).set(stats.backlog)
             IN_FLIGHT.labels(provider.id).set(stats.in_flight)
             DEAD_LETTERS.labels(provider.id).set(stats.dead)
             OLDEST_AGE.labels(provider.id).set(max(ages, default=0.0))
+        if failed and not self._failing:
+            log.warning("queue gauges not refreshed", extra={"providers": failed})
+        self._failing = bool(failed)
 
     async def _run(self) -> None:
         while True:
             try:
                 await self.refresh()
-                self._failing = False
-            except MeshError as exc:  # Redis down: the gauges keep their last values; readiness says why
-                if not self._failing:
-                    log.warning("queue gauges not refreshed: %s", exc.message)
-                self._failing = True
+            except Exception:  # a bug must not stop the gauges for the life of the process
+                log.exception("queue gauges refresh failed")
             await asyncio.sleep(self.interval_s)

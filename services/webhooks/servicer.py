@@ -7,7 +7,7 @@ from typing import Any
 
 from services.core.errors import InvalidArgument, MeshError, NotFound, ResourceExhausted
 from services.webhooks import dlq, paging
-from services.webhooks.feed import CURSOR, Entry, Feed, new_subscription, parse_cursor
+from services.webhooks.feed import Entry, Feed, new_subscription, parse_cursor, stream_id
 from services.webhooks.history import Filters, History
 from services.webhooks.intake import Intake
 from services.webhooks.metrics import SUBSCRIBERS, SUBSCRIBERS_CUT
@@ -65,14 +65,24 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
         providers = [request.provider_id] if request.provider_id else sorted(self.intake.providers)
         start_ms = request.start_time.ToMilliseconds() if request.HasField("start_time") else None
         end_ms = request.end_time.ToMilliseconds() if request.HasField("end_time") else None
-        if start_ms is not None and end_ms is not None and start_ms >= end_ms:
-            raise InvalidArgument("start_time must be before end_time")
+        if (start_ms or 0) < 0 or (end_ms or 0) < 0:
+            raise InvalidArgument("start_time and end_time must not be before 1970-01-01T00:00:00Z")
+        if start_ms is not None and end_ms is not None and start_ms > end_ms:
+            raise InvalidArgument("start_time must not be after end_time")
+        if request.status not in webhooks_pb2.WebhookEventStatus.values():
+            raise InvalidArgument(f"status {request.status} is not a WebhookEventStatus value")
         token = paging.decode(request.page_token)
         positions: dict[str, Any] = (
             token.get("p", {p: "" for p in providers}) if token else {p: "" for p in providers}
         )
-        if not isinstance(positions, dict) or any(v and not CURSOR.match(str(v)) for v in positions.values()):
+        # The server only ever issues "" or a log id after the first one; "0-0" would be an
+        # exclusive upper bound Redis refuses.
+        if not isinstance(positions, dict) or any(
+            v != "" and (stream_id(v) or (0, 0)) <= (0, 0) for v in positions.values()
+        ):
             raise InvalidArgument("malformed page_token")
+        if end_ms is not None and end_ms in (0, start_ms):  # start inclusive, end exclusive: none in range
+            return webhooks_pb2.ListEventsResponse()
         filters = Filters(request.event_type, request.wedding_id, int(request.status))
         candidates: list[tuple[tuple[int, int], str, str, webhooks_pb2.WebhookEvent]] = []
         ends: dict[str, str | None] = {}
@@ -109,7 +119,7 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
     ) -> AsyncIterator[webhooks_pb2.SubscribeResponse]:
         for provider_id in request.provider_ids:
             self.intake.provider(provider_id)
-        if request.after_cursor and not CURSOR.match(request.after_cursor):
+        if request.after_cursor and stream_id(request.after_cursor) is None:
             raise InvalidArgument("after_cursor must be a cursor from an earlier event (<ms>-<seq>)")
         sub = new_subscription(
             request.provider_ids, request.event_types, request.wedding_id, self.subscriber_buffer
@@ -118,15 +128,20 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
         # Live only: from the stream's end now; then, as for a cursor, catch up from the
         # stream and join the live feed without a gap.
         last = request.after_cursor or ("0-0" if request.from_beginning else await stream.last_id())
+        # The client's cursor, and every id read since, must still be retained (else events
+        # may be missed: OUT_OF_RANGE); a starting point this server chose needs no check.
+        check = bool(request.after_cursor)
         SUBSCRIBERS.inc()
         try:
             while True:
-                rows = await self._catch_up(last)
+                rows = await stream.page_after(last, CATCH_UP_PAGE, check=check)
                 if len(rows) < CATCH_UP_PAGE:
-                    self.feed.add(sub, rows[-1][0] if rows else last)
-                    rows += await self._catch_up(rows[-1][0] if rows else last)
+                    joined = rows[-1][0] if rows else last
+                    self.feed.add(sub, joined)
+                    rows += await stream.page_after(joined, CATCH_UP_PAGE, check=check or bool(rows))
                 for entry in rows:
                     last = entry[0]
+                    check = True
                     if sub.matches(entry[1]):
                         yield await self._response(entry, request.include_raw)
                 if sub in self.feed.subscriptions:
@@ -146,13 +161,6 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
         finally:
             self.feed.remove(sub)
             SUBSCRIBERS.dec()
-
-    async def _catch_up(self, position: str) -> list[Entry]:
-        """A page of the stream after ``position``; OUT_OF_RANGE if trimming passed it."""
-        rows = await self.feed.stream.after(position, CATCH_UP_PAGE)
-        if position != "0-0":  # "0-0" is from_beginning: the oldest retained, by definition
-            await self.feed.stream.check_retained_after(position)
-        return rows
 
     async def ListDeadLetters(
         self, request: webhooks_pb2.ListDeadLettersRequest, context: Any

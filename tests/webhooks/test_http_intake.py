@@ -311,3 +311,46 @@ async def test_deeply_nested_json_is_400_not_500(shim: Shim) -> None:
     body = b"[" * 100_000 + b"]" * 100_000
     reply = await shim.post("supplier_platform", body, supplier_headers(body, SUPPLIER_SECRET))
     assert reply.status_code == 400
+
+
+async def test_embedded_shim_answers_not_ready_but_still_accepts_while_draining(
+    wh_config: MeshConfig,
+) -> None:
+    """On shutdown the embedded shim's /readyz turns 503 for drain_delay_s while webhooks are
+    still accepted, as the gRPC port's health does, then the listener closes."""
+    import asyncio
+
+    import httpx
+
+    from services.core.config import with_overrides
+    from services.core.local_redis import free_port
+    from services.core.redis_client import connect
+    from services.core.runner import ProcessRuntime
+    from tests.waiting import wait_for
+
+    port = free_port()
+    cfg = with_overrides(wh_config, {"webhooks.http_port": port, "shutdown.drain_delay_s": 2.0})
+    redis = connect(cfg.redis)
+    runtime = ProcessRuntime("webhooks", cfg, redis)
+    await runtime.start()
+    stopping = None
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            stopping = asyncio.create_task(runtime.stop())
+
+            async def not_ready() -> bool:
+                return (await client.get("/readyz")).status_code == 503
+
+            await wait_for(not_ready, what="/readyz 503 while draining")
+            _, body = stripe_body()
+            headers = {"content-type": "application/json", **stripe_headers(body, STRIPE_SECRET)}
+            accepted = await client.post("/webhooks/stripe", content=body, headers=headers)
+            assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+            await stopping
+            with pytest.raises(httpx.TransportError):
+                await client.get("/readyz")
+    finally:
+        if stopping is None:
+            await runtime.stop()
+        await redis.aclose()

@@ -156,3 +156,18 @@ def test_payment_without_object_is_permanent() -> None:
     """A Stripe event without its object cannot be normalised: PermanentError (no retries)."""
     with pytest.raises(PermanentError):
         normalise(record("payment_intent.succeeded", {"data": {}}))
+
+
+@pytest.mark.parametrize(
+    ("event_type", "doc"),
+    [
+        ("availability.updated", {"data": {"slots": [{"start_time": 1782900000, "capacity": "many"}]}}),
+        ("availability.updated", {"data": {"slots": [{"start_time": 1782900000, "capacity": 2**40}]}}),
+        ("booking.confirmed", {"occurred_at": 1e300, "data": {"wedding_id": "w1", "booking_id": "b1"}}),
+    ],
+)
+def test_a_body_of_the_wrong_shape_is_permanent_not_retried(event_type: str, doc: Any) -> None:
+    """Values of the wrong type or out of range fail the same way on every attempt: the
+    normaliser's own error becomes PermanentError (dead-lettered at once, no retries)."""
+    with pytest.raises(PermanentError, match=f"{event_type} could not be normalised"):
+        normalise(record(event_type, doc))

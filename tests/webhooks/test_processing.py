@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import time
@@ -15,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.core.config import MeshConfig
 from services.core.local_redis import free_port
 from services.core.server import ServiceHost
+from services.webhooks import paging
 from tests.mesh_process import run_wedmesh
 from tests.waiting import wait_for
 from tests.webhooks.conftest import STRIPE_SECRET, SUPPLIER_SECRET, webhooks_config
@@ -245,3 +248,81 @@ async def test_dead_letters_page_and_replay_all(
         assert len(first.dead_letters) == 2 and first.next_page_token and len(set(ids)) == 3
         replayed = await stub.ReplayDeadLetters(webhooks_pb2.ReplayDeadLettersRequest(provider_id="stripe"))
         assert replayed.replayed_count == 3 and sorted(replayed.replayed_ids) == sorted(ids)
+
+
+async def test_dead_letters_list_oldest_failure_first_across_providers(
+    start_service: Start, mesh_config: MeshConfig, secrets_env: dict[str, str]
+) -> None:
+    """With no provider filter, letters of different providers interleave by failure time
+    (not provider by provider), across pages."""
+    host = await start_service("webhooks", webhooks_config(mesh_config))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        stub = Stub(channel)
+        order: list[str] = []
+        for n in range(4):
+            provider = ("supplier_platform", "stripe")[n % 2]  # "stripe" sorts first: order is by time
+            if provider == "stripe":
+                body = json.dumps({"id": f"evt_bad{n}", "type": "payment_intent.succeeded", "data": {}})
+                headers = stripe_headers(body.encode(), STRIPE_SECRET)
+            else:
+                slots = [{"capacity": "many"}]
+                body = json.dumps(
+                    {"id": f"evt_bad{n}", "type": "availability.updated", "data": {"slots": slots}}
+                )
+                headers = supplier_headers(body.encode(), SUPPLIER_SECRET)
+            await ingest(stub, provider, body.encode(), headers)
+
+            async def letters(n: int = n) -> bool:
+                page = await stub.ListDeadLetters(webhooks_pb2.ListDeadLettersRequest(page_size=10))
+                return len(page.dead_letters) == n + 1
+
+            await wait_for(letters, what=f"dead letter {n}")  # failures one after another
+            order.append(provider)
+        first = await stub.ListDeadLetters(webhooks_pb2.ListDeadLettersRequest(page_size=3))
+        rest = await stub.ListDeadLetters(
+            webhooks_pb2.ListDeadLettersRequest(page_size=3, page_token=first.next_page_token)
+        )
+        listed = [*first.dead_letters, *rest.dead_letters]
+        assert [d.event.provider_id for d in listed] == order
+        assert [d.failed_at.ToMilliseconds() for d in listed] == sorted(
+            d.failed_at.ToMilliseconds() for d in listed
+        )
+        assert not rest.next_page_token
+
+
+async def test_hostile_cursors_tokens_and_ranges_are_client_errors_never_internal(stub: Stub) -> None:
+    """Ids Redis would refuse, forged page tokens and impossible ranges answer INVALID_ARGUMENT
+    (or the honest OUT_OF_RANGE / empty answer), never INTERNAL."""
+
+    async def code_of(call: Any) -> grpc.StatusCode:
+        try:
+            await call
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    def token(state: Any) -> str:
+        return paging.encode(state)
+
+    too_big = "99999999999999999999-0"
+    biggest = f"{2**64 - 1}-{2**64 - 1}"
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    sub = webhooks_pb2.SubscribeRequest
+    assert await code_of(stub.Subscribe(sub(after_cursor=too_big)).read()) == invalid
+    assert await code_of(stub.Subscribe(sub(after_cursor=biggest)).read()) == grpc.StatusCode.OUT_OF_RANGE
+    events = webhooks_pb2.ListEventsRequest
+    for state in ({"p": {"stripe": "0-0"}}, {"p": {"stripe": too_big}}, {"p": "stripe"}):
+        assert await code_of(stub.ListEvents(events(page_token=token(state)))) == invalid, state
+    nested = base64.urlsafe_b64encode(b"[" * 100_000).decode()
+    assert await code_of(stub.ListEvents(events(page_token=nested))) == invalid
+    assert await code_of(stub.ListEvents(events(start_time=Timestamp(seconds=-5)))) == invalid
+    assert await code_of(stub.ListEvents(events(status=99))) == invalid  # type: ignore[arg-type]
+    assert not (await stub.ListEvents(events(end_time=Timestamp(seconds=0)))).events  # before the epoch
+    now = Timestamp()
+    now.GetCurrentTime()
+    assert not (await stub.ListEvents(events(start_time=now, end_time=now))).events  # empty, not invalid
+    letters = webhooks_pb2.ListDeadLettersRequest
+    for state in ({"p": {"stripe": biggest}}, {"p": {"nobody": ""}}, {"p": "stripe", "a": 5}):
+        assert await code_of(stub.ListDeadLetters(letters(page_token=token(state)))) == invalid, state
+    replayed = await stub.ReplayDeadLetters(webhooks_pb2.ReplayDeadLettersRequest(ids=[too_big, "x"]))
+    assert sorted(replayed.not_found_ids) == sorted([too_big, "x"])

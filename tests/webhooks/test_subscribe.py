@@ -121,6 +121,13 @@ async def test_a_cursor_past_the_retained_stream_is_out_of_range(
     """Resuming after events were trimmed away answers OUT_OF_RANGE instead of silently
     skipping them (the proto's contract); a retained cursor resumes; a cursor from nowhere
     (ahead of the newest event) is refused too."""
+
+    async def resume(cursor: str) -> Any:  # a deadline: a missed refusal fails fast, not at the timeout
+        return await stub.Subscribe(webhooks_pb2.SubscribeRequest(after_cursor=cursor), timeout=10).read()
+
+    with pytest.raises(grpc.aio.AioRpcError) as nothing_yet:  # no stream at all yet
+        await resume("5-0")
+    assert nothing_yet.value.code() == grpc.StatusCode.OUT_OF_RANGE
     call = stub.Subscribe(webhooks_pb2.SubscribeRequest(from_beginning=True))
     sent = [await send_supplier(stub) for _ in range(3)]
     cursors: dict[str, str] = {}
@@ -131,9 +138,6 @@ async def test_a_cursor_past_the_retained_stream_is_out_of_range(
     call.cancel()
     first, second, third = sorted(cursors.values(), key=parse_cursor)
     await redis_client.xtrim(stream_key(), minid=third, approximate=False)  # the retention passes two
-
-    async def resume(cursor: str) -> Any:
-        return await stub.Subscribe(webhooks_pb2.SubscribeRequest(after_cursor=cursor)).read()
 
     with pytest.raises(grpc.aio.AioRpcError) as gone:
         await resume(first)

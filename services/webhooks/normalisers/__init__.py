@@ -54,7 +54,17 @@ def normalise(record: webhooks_pb2.WebhookEvent) -> events_pb2.WeddingEvent:
         doc = json.loads(record.raw_body)
     except ValueError as exc:
         raise PermanentError("stored body is not JSON") from exc
-    event = normaliser(doc)
+    try:
+        event = normaliser(doc)
+    except PermanentError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError) as exc:
+        # The document's shape or values (text where a number belongs, a number protobuf
+        # cannot hold, a list where an object belongs): the same body fails the same way on
+        # every attempt, so it is dead-lettered at once; replay it once the normaliser is fixed.
+        raise PermanentError(
+            f"{record.event_type} could not be normalised ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
     event.id = record.event_id
     event.source = record.provider_id
     event.source_event_id = record.provider_event_id

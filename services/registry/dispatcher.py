@@ -262,7 +262,7 @@ class Dispatcher:
     ) -> None:
         if reply.ack == sink_pb2.DELIVERY_ACK_ACCEPTED:
             _count(service, "accepted")
-            created = message.created_at.ToMilliseconds()
+            created = _created_ms(message)
             if created:
                 _latency(service).observe(max(0.0, time.time() - created / 1000))
             return
@@ -291,9 +291,22 @@ def _latency(service: str) -> Any:
     return metrics.DELIVERY_LATENCY.labels(service)
 
 
+def _created_ms(message: message_pb2.Message) -> int | None:
+    """``created_at`` in ms, or None when it is outside protobuf's range.
+
+    Send refuses such a time, but a message queued before it did must not make the code
+    after a sink's ACCEPTED raise (which turned into redelivery until dead-lettered).
+    """
+    try:
+        return int(message.created_at.ToMilliseconds())
+    except ValueError:
+        return None
+
+
 def _check_ttl(message: message_pb2.Message) -> None:
     if not message.HasField("ttl") or not message.HasField("created_at"):
         return
     ttl = seconds_of(message.ttl)
-    if ttl > 0 and time.time() > message.created_at.ToMilliseconds() / 1000 + ttl:
+    created = _created_ms(message)
+    if ttl > 0 and created is not None and time.time() > created / 1000 + ttl:
         raise PermanentError("expired: not delivered within its ttl")

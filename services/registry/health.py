@@ -11,7 +11,9 @@ parallel, each under ``health_timeout_s``); SERVING is healthy, anything else â€
 of NOT_SERVING or SERVICE_UNKNOWN, an error, no answer â€” is unhealthy. A status flip is
 stored and published as HEALTH_CHANGED. A new registration wakes the checker, so a fresh
 instance is usually checked within a tick rather than an interval. An instance registered
-with ``metadata["health"] = "none"`` (no gRPC health endpoint) is not probed.
+with ``metadata["health"] = "none"`` (no gRPC health endpoint) is not probed. Each
+service's part of a tick runs on its own (see ``_per_service``): one service that cannot be
+read is logged and skipped, never a reason to check no service at all.
 
 Probes follow ``[client_tls]`` and carry no bearer token: the health service is open by
 the mesh's auth rules (as for Kubernetes probes), and the probed instances are user
@@ -27,6 +29,8 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -47,6 +51,7 @@ LEADER_TTL_TICKS = 3
 MIN_LEADER_TTL_S = 1.0
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NO_HEALTH_CHECK = "none"
+T = TypeVar("T")
 
 
 def _now_ms() -> int:
@@ -116,16 +121,37 @@ class HealthChecker:
             return
         services = await self.store.services()
         for service in services:
-            await self.store.reap(service)
+            await self._per_service("reap expired leases", service, self.store.reap(service))
         due = time.monotonic() - self._last_check >= self.config.health_interval_s
         if not due and not woken:
             return
         if due:
             self._last_check = time.monotonic()
-        found = await asyncio.gather(*(self.store.discover(s) for s in services))
-        instances = [d for group in found for d in group]
-        await asyncio.gather(*(self._check(d, only_new=not due) for d in instances))
+        found = await asyncio.gather(
+            *(self._per_service("discover instances", s, self.store.discover(s)) for s in services)
+        )
+        instances = [d for group in found if group for d in group]
+        await asyncio.gather(
+            *(
+                self._per_service("check instance", d.instance.service_name, self._check(d, only_new=not due))
+                for d in instances
+            )
+        )
         self._forget_channels({d.instance.address for d in instances})
+
+    async def _per_service(self, what: str, service: str, work: Awaitable[T]) -> T | None:
+        """Run one service's part of a tick; a failure is logged and skips only that service.
+
+        One service whose state cannot be read (a corrupt record, a name no key can be built
+        from) must not stop reaping and checking every other service.
+        """
+        try:
+            return await work
+        except MeshError as exc:
+            log.warning("health checker: %s of %r: %s", what, service[:80], exc)
+        except Exception:
+            log.exception("health checker: %s of %r failed", what, service[:80])
+        return None
 
     async def _check(self, found: pb.DiscoveredInstance, *, only_new: bool) -> None:
         before = found.health

@@ -21,6 +21,7 @@ OPERATIONS = (
     "set_health",
     "leader",
     "queue_split",
+    "purge_dead",
 )
 
 
@@ -40,6 +41,7 @@ class Scripts:
     set_health: AsyncScript
     leader: AsyncScript
     queue_split: AsyncScript
+    purge_dead: AsyncScript
 
     def __init__(self, client: Any) -> None:
         for operation in OPERATIONS:

@@ -19,13 +19,15 @@ DEFAULT_MAX_RETRIES = 3
 
 PriorityName = Literal["HIGH", "NORMAL", "LOW"]
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
-_PATTERN = re.compile(r"^[A-Za-z0-9_.\-*]{1,200}$")
+_PATTERN = re.compile(r"[A-Za-z0-9_.\-*]{1,200}")  # fullmatch: "$" would take a trailing newline
 
 
 class RouteTarget(Section):
     """One subscriber of a route: the service, the priority and retries of its messages."""
 
-    service: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._\-]+$")
+    # A service name as Register accepts it (validation.NAME_RE), so Publish never queues for a
+    # name the router itself would refuse.
+    service: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
     priority: PriorityName = "NORMAL"
     max_retries: Annotated[int, Field(ge=0, le=100)] = DEFAULT_MAX_RETRIES
 
@@ -44,7 +46,7 @@ class Route(Section):
     @field_validator("pattern")
     @classmethod
     def _check_pattern(cls, value: str) -> str:
-        if not _PATTERN.match(value):
+        if not _PATTERN.fullmatch(value):
             raise ValueError("use letters, digits, '.', '_', '-' and '*' (1-200 characters)")
         return value
 

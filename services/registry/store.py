@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ from services.core.redis_client import AnyRedis
 from services.registry.feed import ChangeFeed
 from services.registry.scripts import Scripts
 from services.registry.timeutil import dur, ts
-from services.registry.validation import NAME_RE
+from services.registry.validation import is_name
 from wedsync.registry.v1 import registry_pb2 as pb
+
+log = logging.getLogger("wedmesh.registry.store")
 
 REAP_LIMIT = 500
 Event = pb.WatchEventType
@@ -51,7 +54,7 @@ def decode_lease(lease_id: str) -> tuple[str, str, str]:
         service, instance_id, token = raw.split("\n")
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise NotFound("unknown lease id; register again") from None
-    if not NAME_RE.match(service) or not NAME_RE.match(instance_id):
+    if not is_name(service) or not is_name(instance_id):
         raise NotFound("unknown lease id; register again")
     return service, instance_id, token
 
@@ -75,8 +78,12 @@ class RegistryStore:
         self.feed = feed
         self.scripts = Scripts(client)
         self.index_key = registry_global_key("services")
+        self._reported: set[str] = set()
 
     async def register(self, instance: pb.ServiceInstance, ttl_s: float) -> Granted:
+        # Keys first: a name the key builder refuses must fail before anything is written
+        # (the service index once kept such a name for good, and broke every checker tick).
+        keys = _keys(instance.service_name)
         token = secrets.token_urlsafe(12)
         args: list[EncodableT] = [
             instance.instance_id,
@@ -88,7 +95,7 @@ class RegistryStore:
         ]
         with translate_redis_errors("register"):
             await self.client.sadd(self.index_key, instance.service_name)
-            reply = await self.scripts.register(keys=_keys(instance.service_name), args=args)
+            reply = await self.scripts.register(keys=keys, args=args)
         if int(reply[0]) == -1:
             holder = reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
             raise AlreadyExists(
@@ -136,9 +143,26 @@ class RegistryStore:
         return True
 
     async def services(self) -> list[str]:
+        """Every registered service name, sorted; index entries that are not valid names are left out.
+
+        Such an entry was never written by a validated Register (an older version's bug, or a
+        hand edit); no key can be built from it, so returning it would make the checker and
+        Watch fail on it. It is logged once per process and otherwise ignored.
+        """
         with translate_redis_errors("list services"):
             names = await self.client.smembers(self.index_key)
-        return sorted(n.decode() if isinstance(n, bytes) else n for n in names)
+        valid = []
+        for raw in names:
+            name = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+            if is_name(name):
+                valid.append(name)
+            elif name not in self._reported:
+                self._reported.add(name)
+                log.warning(
+                    "service index holds an invalid service name; ignoring it",
+                    extra={"service": name[:80], "key": self.index_key},
+                )
+        return sorted(valid)
 
     async def discover(self, service: str) -> list[pb.DiscoveredInstance]:
         """Live instances of ``service``, sorted by instance id (one script: Redis' clock, one slot)."""

@@ -11,7 +11,10 @@ import pytest
 from google.protobuf import duration_pb2
 
 from services.core.config import MeshConfig, with_overrides
+from services.core.keys import registry_global_key
 from services.core.local_redis import free_port
+from services.core.redis_client import AnyRedis
+from services.registry.testing import RecordingSink
 from tests.waiting import wait_for
 from wedsync.registry.v1 import registry_pb2 as pb
 from wedsync.registry.v1 import registry_pb2_grpc
@@ -149,6 +152,14 @@ async def test_re_register_replaces_the_lease(registry: Any) -> None:
         (instance(service="bad{tag}"), "service_name"),
         (instance(service=""), "service_name"),
         (instance(iid="x" * 201), "instance_id"),
+        (instance(service="0\n"), "service_name"),  # "$" matched before a trailing newline
+        (instance(iid="i1\n"), "instance_id"),
+        (instance(address="host\n:80"), "address"),
+        (instance(address="host:80\n"), "address"),
+        (instance(address="host:²"), "address"),  # str.isdigit() is true, int() refuses it
+        (instance(address="host:٣"), "address"),  # Arabic-Indic 3: was accepted as port 3
+        (instance(address="host:0"), "address"),
+        (instance(address="[fe80::1%a b]:80"), "address"),
         (pb.ServiceInstance(service_name="s", instance_id="i", address="h:1", version="v" * 129), "version"),
         (
             pb.ServiceInstance(service_name="s", instance_id="i", address="h:1", metadata={"k": "v" * 2000}),
@@ -164,11 +175,48 @@ async def test_invalid_registration_is_rejected(registry: Any, bad: pb.ServiceIn
     assert field in (err.value.details() or "")
 
 
+async def test_refused_names_leave_nothing_in_redis(registry: Any, redis_client: AnyRedis) -> None:
+    """A name refused by validation writes nothing: not even the service index entry."""
+    for bad in (instance(service="0\n"), instance(iid="i1\n"), instance(service="svc-a\n", iid="i1\n")):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await registry.Register(pb.RegisterRequest(instance=bad))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "letters, digits" in (err.value.details() or "")
+    assert await redis_client.smembers(registry_global_key("services")) == set()
+    assert await ids(registry) == []
+
+
+async def test_a_garbage_service_index_entry_does_not_stop_health_checks(
+    registry: Any, redis_client: AnyRedis, start_sink: Any
+) -> None:
+    """Entries in the service index that no key can be built from are skipped, not fatal.
+
+    Such an entry used to make every checker tick raise, so no instance was ever checked
+    (new ones stayed UNKNOWN) and a Watch with the initial state failed with INTERNAL.
+    """
+    await redis_client.sadd(registry_global_key("services"), "0\n", "bad{tag}", b"\xff\xfe", "a b")
+    await start_sink("svc-a", RecordingSink(), "s1")
+
+    async def healthy() -> bool:
+        reply = await registry.Discover(pb.DiscoverRequest(service_name="svc-a", healthy_only=True))
+        return [d.instance.instance_id for d in reply.instances] == ["s1"]
+
+    await wait_for(healthy, what="s1 checked and HEALTHY despite garbage in the service index")
+    w = Watcher(registry, pb.WatchRequest(send_initial_state=True))
+    try:
+        await wait_for(lambda: w.saw(pb.WATCH_EVENT_TYPE_REGISTERED, "s1"), what="initial s1")
+        assert {e.instance.service_name for e in w.events} == {"svc-a"}
+        assert not w.task.done()  # the stream is still open, not failed
+    finally:
+        w.close()
+
+
 async def test_ipv6_and_hostname_addresses_are_accepted(registry: Any) -> None:
     """Bracketed IPv6 and DNS names are valid addresses."""
     await registry.Register(pb.RegisterRequest(instance=instance("a", "[::1]:7000")))
     await registry.Register(pb.RegisterRequest(instance=instance("b", "sink-0.sinks.svc.cluster.local:7000")))
-    assert await ids(registry) == ["a", "b"]
+    await registry.Register(pb.RegisterRequest(instance=instance("c", "[fe80::1%eth0]:65535")))
+    assert await ids(registry) == ["a", "b", "c"]
 
 
 async def test_discover_of_an_unknown_service_is_empty(registry: Any) -> None:

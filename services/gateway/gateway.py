@@ -16,6 +16,7 @@ import contextlib
 import logging
 
 from services.core.breaker import State
+from services.core.errors import Unavailable, translate_redis_errors
 from services.core.redis_client import AnyRedis
 from services.core.server import NOT_SERVING, SERVING, ServiceHost
 from services.gateway import health
@@ -27,6 +28,7 @@ from wedsync.gateway.v1 import gateway_pb2
 
 log = logging.getLogger("wedmesh.gateway")
 
+REDIS_CHECK_TIMEOUT_S = 1.0
 _SERVING_STATES = (gateway_pb2.SERVICE_STATUS_HEALTHY, gateway_pb2.SERVICE_STATUS_DEGRADED)
 
 
@@ -81,6 +83,21 @@ class Gateway:
                 await self._task
         for up in self.upstreams.values():
             await up.client.aclose()
+
+    async def check_redis(self, what: str) -> None:
+        """Raise UNAVAILABLE unless Redis answers a PING within :data:`REDIS_CHECK_TIMEOUT_S`.
+
+        Without Redis no call can be rate-limited, so reports that would show upstreams as
+        usable (``ListServices``) say so instead; one PING is cheap next to the RPC."""
+        try:
+            async with asyncio.timeout(REDIS_CHECK_TIMEOUT_S):
+                with translate_redis_errors(what):
+                    await self.redis.ping()
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"{what}: Redis did not answer within {REDIS_CHECK_TIMEOUT_S:g}s; retry later",
+                retry_after=1.0,
+            ) from exc
 
     def _transition(self, service_id: str, url: str, old: State, new: State) -> None:
         log.warning(

@@ -7,6 +7,12 @@ fragment. Headers: the caller's ``Authorization`` (and other credential headers 
 gateway sets) and hop-by-hop headers are dropped, never forwarded; the gateway adds the
 upstream's credentials itself. Bodies over the upstream's ``max_body_bytes`` are refused.
 Every refusal says what to change.
+
+Everything a caller controls is checked here, before rate limits, breakers or the wire:
+a value the HTTP clients would refuse (non-ASCII or control characters in a header, a URL
+past httpx's length limit) would otherwise fail *inside* an instance's breaker — as
+INTERNAL, or as a transport error that counts against the breaker every caller shares.
+Refusals never echo header values or idempotency keys: they may be credentials.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote, unquote
+
+import httpx
 
 from services.core.errors import InvalidArgument
 
@@ -36,15 +44,32 @@ HOP_BY_HOP = frozenset(
     }
 )
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")  # fullmatch: `$` allows a final "\n"
 _SAFE_PATH_CHARS = "/:@!$&'()*+,;=-._~"
+
+# Limits on what a caller sends (documented in docs/gateway.md). Paths and queries are
+# counted as sent (percent-encoded); common servers refuse request lines past 8 KiB anyway.
+MAX_PATH_CHARS = 8192
+MAX_QUERY_CHARS = 8192
+MAX_HEADERS = 100
+MAX_HEADER_VALUE_CHARS = 8192
+MAX_IDEMPOTENCY_KEY_CHARS = 255  # Stripe's limit
+MAX_CACHED_PATH_CHARS = 512  # longer (rare) paths are checked every time, never cached
+
+# RFC 9110 field-value restricted to ASCII: visible characters, spaces and tabs.
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+_FIELD_CHAR = re.compile(r"[\t\x20-\x7e]")
+_KEY_CHAR = re.compile(r"[\x20-\x7e]")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 
 
 def check_method(method: str) -> str:
     """Upper-case method, ``GET`` when empty; refuse anything else."""
     value = (method or "GET").upper()
     if value not in METHODS:
-        raise InvalidArgument(f"method {method!r} is not allowed; use one of {', '.join(sorted(METHODS))}")
+        raise InvalidArgument(
+            f"method {method[:32]!r} is not allowed; use one of {', '.join(sorted(METHODS))}"
+        )
     return value
 
 
@@ -53,19 +78,25 @@ MAX_CACHED_PATHS = 4096
 
 
 def check_path(path: str) -> str:
-    """Return ``path`` safe to append to a base URL, or refuse it saying why."""
+    """Return ``path`` safe to append to a base URL, or refuse it saying why.
+
+    Checked paths are cached (most callers repeat a few), but only short ones, so the
+    cache's memory stays bounded whatever callers send."""
     safe = _checked_paths.get(path)
     if safe is None:
         safe = _check_path(path)
-        if len(_checked_paths) >= MAX_CACHED_PATHS:
-            _checked_paths.clear()
-        _checked_paths[path] = safe
+        if len(path) <= MAX_CACHED_PATH_CHARS:
+            if len(_checked_paths) >= MAX_CACHED_PATHS:
+                _checked_paths.clear()
+            _checked_paths[path] = safe
     return safe
 
 
 def _check_path(path: str) -> str:
+    if len(path) > MAX_PATH_CHARS:  # before any decoding work on it
+        raise _long_path(len(path))
     if not path.startswith("/"):
-        raise InvalidArgument(f"path {path!r} must start with '/' and be relative to the upstream")
+        raise InvalidArgument(f"path {path[:64]!r} must start with '/' and be relative to the upstream")
     if path.startswith("//"):
         raise InvalidArgument("path must not start with '//' (that names another host)")
     if "?" in path or "#" in path:
@@ -87,23 +118,93 @@ def _check_path(path: str) -> str:
         raise InvalidArgument("path must not contain '.' or '..' segments (plain or percent-encoded)")
     if decoded.count("/") != path.count("/"):
         raise InvalidArgument("path must not contain encoded slashes ('%2F'); send plain '/'")
-    return quote(unquote(path), safe=_SAFE_PATH_CHARS)
+    safe = quote(unquote(path), safe=_SAFE_PATH_CHARS)
+    if len(safe) > MAX_PATH_CHARS:  # percent-encoding can make it up to 9 times longer
+        raise _long_path(len(safe))
+    return safe
+
+
+def _long_path(length: int) -> InvalidArgument:
+    return InvalidArgument(
+        f"path is {length} characters (percent-encoded); the gateway sends at most {MAX_PATH_CHARS}: "
+        "shorten it, or send long data in the body"
+    )
+
+
+def check_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Refuse a query string longer than :data:`MAX_QUERY_CHARS` once percent-encoded.
+
+    Measured with httpx's own encoding, so what is checked is what is sent; any character
+    is fine in a key or value (it is percent-encoded)."""
+    if not pairs:
+        return pairs
+    # Encoding only lengthens: refuse a long query without encoding it ("k=v" joined by "&").
+    at_least = sum(len(k) + len(v) + 2 for k, v in pairs) - 1
+    if at_least > MAX_QUERY_CHARS or len(str(httpx.QueryParams(tuple(pairs)))) > MAX_QUERY_CHARS:
+        raise InvalidArgument(
+            f"query is longer than the {MAX_QUERY_CHARS} characters the gateway sends (counted "
+            "percent-encoded): send fewer or shorter parameters, or put the data in the body"
+        )
+    return pairs
 
 
 def clean_headers(headers: Mapping[str, str], gateway_owned: Iterable[str] = ()) -> dict[str, str]:
-    """Lower-cased headers minus hop-by-hop and credential headers (dropped, not forwarded)."""
+    """Lower-cased headers minus hop-by-hop and credential headers (dropped, not forwarded).
+
+    Every header is checked, dropped ones too: names must be RFC 9110 tokens, values
+    visible ASCII, spaces and tabs (surrounding whitespace is not part of a value, RFC 9110
+    §5.5, and is removed)."""
+    if len(headers) > MAX_HEADERS:
+        raise InvalidArgument(f"{len(headers)} headers given; the gateway forwards at most {MAX_HEADERS}")
+    for name in headers:  # before _connection_listed looks at any value
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidArgument(
+                f"header name {name[:64]!r} is not a valid HTTP token "
+                "(1-128 letters, digits or !#$%&'*+-.^_`|~)"
+            )
     owned = {h.lower() for h in gateway_owned} | CREDENTIAL_HEADERS | HOP_BY_HOP | _connection_listed(headers)
     out: dict[str, str] = {}
     for name, value in headers.items():
         lower = name.lower()
-        if not _HEADER_NAME.match(name):
-            raise InvalidArgument(f"header name {name!r} is not a valid HTTP token")
-        if "\r" in value or "\n" in value:
-            raise InvalidArgument(f"header {lower!r} must not contain line breaks")
+        value = _check_field_value(f"header {lower!r}", value, MAX_HEADER_VALUE_CHARS).strip(" \t")
         if lower in owned or lower.startswith("proxy-"):
             continue
         out[lower] = value
     return out
+
+
+def check_idempotency_key(key: str) -> str:
+    """The key as sent in ``Idempotency-Key``: 1-255 visible ASCII characters (inner spaces
+    allowed); empty means none. Not trimmed: a key must reach the upstream exactly as given."""
+    if not key or (len(key) <= MAX_IDEMPOTENCY_KEY_CHARS and _IDEMPOTENCY_KEY.fullmatch(key)):
+        return key
+    what = "idempotency_key"
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidArgument(
+            f"{what} is {len(key)} characters; at most {MAX_IDEMPOTENCY_KEY_CHARS} are allowed"
+        )
+    _refuse_character(what, key, _KEY_CHAR, "visible ASCII and inner spaces")
+    raise InvalidArgument(f"{what} must not start or end with a space")
+
+
+def _check_field_value(what: str, value: str, max_chars: int) -> str:
+    """``value`` if it is a sendable ASCII field value; else say where it breaks (not what it is)."""
+    if len(value) > max_chars:
+        raise InvalidArgument(f"{what} is {len(value)} characters; at most {max_chars} are allowed")
+    if _FIELD_VALUE.fullmatch(value) is None:
+        _refuse_character(what, value, _FIELD_CHAR, "visible ASCII, spaces and tabs")
+    return value
+
+
+def _refuse_character(what: str, value: str, allowed: re.Pattern[str], rule: str) -> None:
+    """Refuse the first character of ``value`` outside ``allowed``, by position and kind only."""
+    for position, char in enumerate(value):
+        if not allowed.fullmatch(char):
+            kind = "a non-ASCII character" if ord(char) > 0x7F else f"control character 0x{ord(char):02x}"
+            raise InvalidArgument(
+                f"{what} has {kind} at position {position}; it may hold only {rule} "
+                "(percent-encode or base64 other data)"
+            )
 
 
 def _connection_listed(headers: Mapping[str, str]) -> set[str]:

@@ -7,7 +7,8 @@ the upstream (connect refused) is always safe to send to another instance.
 
 Waits grow exponentially with full jitter (``uniform(0, base·m^n)``, capped); after a 429
 the wait is at least the upstream's ``Retry-After`` — never sooner. Nothing waits past
-the caller's deadline: the caller of :func:`backoff` checks the result against it.
+the caller's deadline or ``max_backoff_s``: the caller of :func:`backoff` checks the result
+against both, and returns the 429 when the upstream asks for a longer wait.
 """
 
 from __future__ import annotations
@@ -37,16 +38,18 @@ def backoff(policy: RetryConfig, retry_number: int, retry_after: float | None = 
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None if absent/garbled."""
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None if absent/garbled.
+
+    delta-seconds is ASCII digits only (RFC 9110 §10.2.3): ``str.isdigit`` also accepts "²"
+    and "٣". The result may be huge (``inf`` for 400 digits); callers compare it with their
+    own maximum rather than sleep it."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    except (TypeError, ValueError, OverflowError, IndexError):  # garbled, or a date out of range
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))

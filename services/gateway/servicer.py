@@ -48,14 +48,15 @@ class GatewayServicer(gateway_pb2_grpc.IntegrationGatewayServiceServicer):
     ) -> gateway_pb2.InvokeResponse:
         await self.gateway.ensure_built()
         up = self._upstream(request.service_id)
+        # Everything the caller controls is checked here, before rate limits and breakers.
         headers = hygiene.clean_headers(dict(request.headers), up.dropped_headers) if request.headers else {}
         out = Outgoing(
             method=hygiene.check_method(request.method),
             path=hygiene.check_path(request.path),
-            query=[(q.key, q.value) for q in request.query],
+            query=hygiene.check_query([(q.key, q.value) for q in request.query]),
             headers=headers,
             body=request.body,
-            idempotency_key=request.idempotency_key,
+            idempotency_key=hygiene.check_idempotency_key(request.idempotency_key),
             client_id=request.client_id or _peer_identity(context),
         )
         hygiene.check_body(out.body, up.config.max_body_bytes, up.service_id)
@@ -70,6 +71,8 @@ class GatewayServicer(gateway_pb2_grpc.IntegrationGatewayServiceServicer):
         self, request: gateway_pb2.ListServicesRequest, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.ListServicesResponse:
         await self.gateway.ensure_built()
+        # UNAVAILABLE while Redis is down, as the proto promises: no call could be rate-limited.
+        await self.gateway.check_redis("ListServices")
         out = gateway_pb2.ListServicesResponse()
         for service_id, up in sorted(self.gateway.upstreams.items()):
             rl = up.config.rate_limit
@@ -132,17 +135,36 @@ def render(result: Result, up: Upstream, out: Outgoing, *, raw_only: bool) -> ga
         return reply
     try:
         body: Any = json.loads(response.content)
-    except ValueError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return reply  # not JSON: nothing to normalise
+    except (ValueError, RecursionError) as exc:  # JSON, but an integer too long or nested too deep
+        return _failed(reply, up, exc)
     try:
         normalized = normalizer(Document(response.status_code, body, out.method, out.path, out.query))
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        reply.normalization = gateway_pb2.NORMALIZATION_STATUS_FAILED
-        reply.normalization_error = f"{up.config.normalizer} normaliser could not read the body: {exc}"
-        return reply
+    except _UNREADABLE as exc:
+        return _failed(reply, up, exc)
     if normalized is not None:
         getattr(reply, normalized.field).CopyFrom(normalized.message)
         reply.normalization = gateway_pb2.NORMALIZATION_STATUS_NORMALIZED
+    return reply
+
+
+# What a normaliser raises on an upstream body it cannot read: wrong types, numbers out of
+# range (inf, huge ints, times outside years 1-9999), nesting past the recursion limit.
+# The body is the upstream's; the answer is FAILED with the reason, never INTERNAL.
+_UNREADABLE = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError)
+MAX_REASON_CHARS = 200
+
+
+def _failed(
+    reply: gateway_pb2.InvokeResponse, up: Upstream, exc: BaseException
+) -> gateway_pb2.InvokeResponse:
+    """``reply`` marked NORMALIZATION_STATUS_FAILED with a short reason (the raw body stays)."""
+    reason = str(exc) or type(exc).__name__
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[: MAX_REASON_CHARS - 1] + "…"
+    reply.normalization = gateway_pb2.NORMALIZATION_STATUS_FAILED
+    reply.normalization_error = f"{up.config.normalizer} normaliser could not read the body: {reason}"
     return reply
 
 

@@ -33,6 +33,7 @@ from services.core.ratelimit import Limit, RateLimiter
 from services.gateway import metrics
 from services.gateway.auth import Auth
 from services.gateway.balancer import Instance, pick
+from services.gateway.hygiene import MAX_CACHED_PATH_CHARS
 from services.gateway.retry import RETRYABLE_STATUS, backoff, may_retry, parse_retry_after
 from services.gateway.settings import UpstreamConfig
 from services.gateway.stats import RollingStats
@@ -65,6 +66,14 @@ class Result:
 
 class CallerDeadline(Exception):
     """The attempt timed out because the caller's deadline, not the upstream, ran out."""
+
+
+class UndecodableBody(httpx.RemoteProtocolError):
+    """The upstream's body does not decode as its ``Content-Encoding`` says.
+
+    httpx raises ``DecodingError``, which is no ``TransportError``: it would escape as
+    INTERNAL and count as a breaker *success*. It is a malformed response, the upstream's
+    fault, so it is handled as one (as aiohttp's are): counted, retried only when safe."""
 
 
 @dataclass
@@ -138,8 +147,11 @@ class Upstream:
             if left is not None and left <= 0:
                 raise DeadlineExceeded(f"{self.service_id}: the caller's deadline ran out before the call")
             attempts += 1
+            url = self._target(instance, out)  # outside the breaker: a bad URL is not the upstream's fault
             try:
-                response, sent = await instance.breaker.call(functools.partial(self._attempt, instance, out))
+                response, sent = await instance.breaker.call(
+                    functools.partial(self._attempt, instance, out, url)
+                )
             except BreakerOpen:  # lost a race for a half-open trial slot: try another instance
                 down.add(instance.url)
                 attempts -= 1
@@ -180,6 +192,9 @@ class Upstream:
         retry_after = None
         if response.status_code == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is not None and retry_after > self.config.retry.max_backoff_s:
+                # Longer than we ever wait, and retrying sooner would ignore it: the caller decides.
+                return None
         wait = backoff(self.config.retry, retries + 1, retry_after)
         return wait if self._fits(wait) else None
 
@@ -187,7 +202,7 @@ class Upstream:
         self, instance: Instance, exc: Exception, safe: bool, retries: int, attempts: int
     ) -> float:
         """Seconds to wait before retrying after a transport error; raise if no retry is allowed."""
-        reason = f"cannot connect: {exc}" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
+        reason = f"cannot connect: {exc}" if isinstance(exc, httpx.ConnectError) else _reason(exc)
         if not safe or retries + 1 >= self.config.retry.attempts:
             raise Unavailable(
                 f"{self.service_id}: {instance.url} failed ({reason}) after {attempts} attempt(s); "
@@ -235,13 +250,29 @@ class Upstream:
             self._client_keys[client_id] = key
         return key
 
-    def _url(self, url: str) -> httpx.URL:
+    def _target(self, instance: Instance, out: Outgoing) -> httpx.URL:
+        """The request URL: instance base + checked path (parsed once) + query.
+
+        Built before the breaker runs: hygiene keeps path and query within httpx's limits,
+        and should anything still be refused it is the request's fault (INVALID_ARGUMENT),
+        never a breaker failure or success."""
+        try:
+            url = self._url(instance.url + out.path, cache=len(out.path) <= MAX_CACHED_PATH_CHARS)
+            return url.copy_merge_params(tuple(out.query)) if out.query else url
+        except httpx.InvalidURL as exc:
+            raise InvalidArgument(
+                f"{self.service_id}: path and query do not form a valid URL ({exc})"
+            ) from exc
+
+    def _url(self, url: str, *, cache: bool) -> httpx.URL:
         """``url`` parsed once (httpx parses and validates every string it is given)."""
         parsed = self._parsed_urls.get(url)
         if parsed is None:
-            if len(self._parsed_urls) >= MAX_CACHED_URLS:
-                self._parsed_urls.clear()
-            parsed = self._parsed_urls[url] = httpx.URL(url)
+            parsed = httpx.URL(url)
+            if cache:  # long caller paths are not kept: bounded memory
+                if len(self._parsed_urls) >= MAX_CACHED_URLS:
+                    self._parsed_urls.clear()
+                self._parsed_urls[url] = parsed
         return parsed
 
     def _fits(self, wait: float) -> bool:
@@ -268,8 +299,13 @@ class Upstream:
             retry_after=min(waits) if waits else 1.0,
         )
 
-    async def _attempt(self, instance: Instance, out: Outgoing) -> tuple[httpx.Response, dict[str, str]]:
-        """One HTTP exchange; 5xx is raised as FailedResult so the breaker counts it."""
+    async def _attempt(
+        self, instance: Instance, out: Outgoing, url: httpx.URL
+    ) -> tuple[httpx.Response, dict[str, str]]:
+        """One HTTP exchange; 5xx is raised as FailedResult so the breaker counts it.
+
+        Runs inside the instance's breaker, so nothing here may fail because of what the
+        caller sent: :mod:`.hygiene` has checked headers and the key, :meth:`_target` the URL."""
         configured = self.config.timeout_s
         left = deadlines.time_left()
         bound_by_caller = left is not None and left < configured
@@ -282,8 +318,7 @@ class Upstream:
         connect = min(timeout, self.config.connect_timeout_s)
         request = httpx.Request(
             out.method,
-            self._url(instance.url + out.path),
-            params=tuple(out.query) if out.query else None,
+            url,
             headers=headers,
             content=out.body or None,
             extensions={"timeout": {"connect": connect, "read": timeout, "write": timeout, "pool": timeout}},
@@ -298,7 +333,7 @@ class Upstream:
             self._record(instance, False, time.monotonic() - began, f"timeout after {timeout:.1f}s")
             raise
         except httpx.TransportError as exc:
-            self._record(instance, False, time.monotonic() - began, type(exc).__name__)
+            self._record(instance, False, time.monotonic() - began, _reason(exc))
             raise
         finally:
             instance.outstanding -= 1
@@ -314,6 +349,9 @@ class Upstream:
         response = await self.transport.handle_async_request(request)
         try:
             await response.aread()
+        except httpx.DecodingError as exc:
+            coding = response.headers.get("content-encoding", "")[:40]
+            raise UndecodableBody(f"body does not decode as its Content-Encoding ({coding!r})") from exc
         finally:
             await response.aclose()
         return response
@@ -324,3 +362,8 @@ class Upstream:
         attempts_ok, attempts_failed, latency_seconds = self._metrics
         (attempts_ok if ok else attempts_failed).inc()
         latency_seconds.observe(latency)
+
+
+def _reason(exc: Exception) -> str:
+    """A transport error for health and messages: its type, or our own wording of it."""
+    return str(exc) if isinstance(exc, UndecodableBody) else type(exc).__name__

@@ -6,15 +6,19 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 from services.core import probe
+from services.core.config import with_overrides
+from services.core.local_redis import RedisServer
 from tests.gateway.conftest import invoke, upstream_table
+from tests.redis_mode import start_server
 from tests.waiting import wait_for
-from wedsync.gateway.v1 import gateway_pb2
+from wedsync.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
 
 async def get_health(stub, service_id: str = "svc") -> gateway_pb2.ServiceHealth:
@@ -207,3 +211,39 @@ async def test_redis_down_is_unavailable_and_not_serving(make_upstream, gateway,
         redis_server.restart()
     await wait_for(lambda: _probe_is(stub, "svc", probe.OK), timeout=20, what="svc SERVING again")
     assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, stopped last (after the gateway using it)."""
+    server = start_server(tmp_path / "redis", appendonly=False)
+    yield server
+    server.stop()
+
+
+async def test_list_services_is_unavailable_while_redis_is_down(
+    private_redis, make_upstream, start_service, gateway_config
+) -> None:
+    """ListServices is UNAVAILABLE naming Redis while it is stopped (the proto's contract), then lists."""
+    up = await make_upstream()
+    config = with_overrides(
+        gateway_config({"svc": upstream_table([up.url])}),
+        {"redis.url": private_redis.url, "redis.cluster": False},
+    )
+    host = await start_service("gateway", config)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        stub = gateway_pb2_grpc.IntegrationGatewayServiceStub(channel)
+        listed = await stub.ListServices(gateway_pb2.ListServicesRequest(), timeout=5)
+        assert [s.service_id for s in listed.services] == ["svc"]
+        private_redis.stop()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListServices(gateway_pb2.ListServicesRequest(), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "Redis" in err.value.details()
+        private_redis.restart()
+
+        async def listed_again() -> bool:
+            reply = await stub.ListServices(gateway_pb2.ListServicesRequest(), timeout=5)
+            return [s.service_id for s in reply.services] == ["svc"]
+
+        await wait_for(listed_again, timeout=20, what="ListServices answering again")

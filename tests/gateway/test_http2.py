@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from services.core.local_redis import free_port
 from tests.gateway.conftest import invoke, upstream_table
+from wedsync.gateway.v1 import gateway_pb2
 
 hypercorn_asyncio = pytest.importorskip(
     "hypercorn.asyncio", reason="hypercorn (dev dependency) serves the h2 upstream"
@@ -110,3 +111,32 @@ async def test_untrusted_certificate_is_a_connection_failure(tls_upstream, gatew
         await stub.Invoke(invoke("svc"), timeout=10)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert versions == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"headers": {"X-Note": "a\x00b"}},
+        {"headers": {"X-Note": "café"}},
+        {"method": "PUT", "idempotency_key": "k\r\n1"},
+        {"method": "PUT", "idempotency_key": "k\x00"},
+    ],
+    ids=["header-nul", "header-non-ascii", "key-crlf", "key-nul"],
+)
+async def test_bad_caller_header_never_opens_the_http2_breaker(
+    tls_upstream, gateway, fields: dict[str, Any]
+) -> None:
+    """On httpx's h2 pool a bad header would be a LocalProtocolError (a transport failure, retried
+    and counted): it is INVALID_ARGUMENT before any attempt, and the shared breaker stays closed."""
+    pytest.importorskip("h2", reason="HTTP/2 needs httpx[http2] (the h2 package)")
+    url, ca, versions = tls_upstream
+    stub = await gateway({"svc": upstream_table([url], ca_file=str(ca), breaker={"failure_threshold": 2})})
+    for _ in range(3):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Invoke(invoke("svc", **fields), timeout=10)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert versions == []
+    health = (await stub.GetServiceHealth(gateway_pb2.GetServiceHealthRequest(service_id="svc"))).health
+    assert health.breaker_state == gateway_pb2.BREAKER_STATE_CLOSED and health.request_count == 0
+    assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200  # others still get through
+    assert versions == ["2"]

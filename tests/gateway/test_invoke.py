@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import grpc
 import pytest
 
 from tests.gateway.conftest import invoke, upstream_table
+from tests.gateway.upstreams import RawServer, answer
 from wedsync.gateway.v1 import gateway_pb2
 
 
@@ -113,7 +115,7 @@ async def test_post_with_idempotency_key_is_retried_and_key_sent(make_upstream, 
 async def test_429_retry_after_is_honoured(make_upstream, gateway) -> None:
     """After a 429 with Retry-After: 1 the retry comes no sooner than one second later."""
     up = await make_upstream(fail_first=1, fail_status=429, retry_after="1")
-    stub = await gateway({"svc": upstream_table([up.url])})
+    stub = await gateway({"svc": upstream_table([up.url], retry={"backoff_s": 0.01, "max_backoff_s": 2})})
     reply = await stub.Invoke(invoke("svc"), timeout=10)
     assert reply.status_code == 200 and reply.attempts == 2
     assert up.requests[1].at - up.requests[0].at >= 1.0
@@ -273,3 +275,84 @@ async def test_compressed_response_is_returned_decoded_without_its_coding(make_u
     assert "accept-encoding" in reply.headers["vary"].lower()  # the upstream did compress
     assert "content-encoding" not in reply.headers and "content-length" not in reply.headers
     assert up.requests[0].headers["accept-encoding"] == "gzip"
+
+
+BAD_GZIP = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+    b"Content-Length: 16\r\n\r\nthis is not gzip"
+)
+
+
+@pytest.mark.parametrize(("method", "attempts"), [("GET", 3), ("POST", 1)])
+async def test_undecodable_body_is_an_upstream_failure(gateway, method: str, attempts: int) -> None:
+    """A body its Content-Encoding cannot decode is the upstream's fault: counted against the
+    instance like a malformed response, retried only when safe, then UNAVAILABLE — not INTERNAL."""
+    async with RawServer(answer(BAD_GZIP)) as server:
+        stub = await gateway({"svc": upstream_table([server.url], breaker={"failure_threshold": 3})})
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Invoke(invoke("svc", method=method, body=b"{}"), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
+        assert "svc" in err.value.details() and "decode" in err.value.details()
+        assert len(server.requests) == attempts
+        health = (await stub.GetServiceHealth(gateway_pb2.GetServiceHealthRequest(service_id="svc"))).health
+        assert health.request_count == attempts and health.error_rate == 1.0
+        assert health.consecutive_failures == attempts and "decode" in health.last_error
+        expected = gateway_pb2.BREAKER_STATE_OPEN if attempts >= 3 else gateway_pb2.BREAKER_STATE_CLOSED
+        assert health.instances[0].breaker_state == expected
+
+
+def throttle_once(retry_after: bytes):
+    """A raw handler: 429 with ``Retry-After: <retry_after>`` (bytes as sent), then 200s."""
+
+    async def handler(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        first = handler.calls == 0  # type: ignore[attr-defined]
+        handler.calls += 1  # type: ignore[attr-defined]
+        head = (
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: " + retry_after if first else b"HTTP/1.1 200 OK"
+        )
+        writer.write(head + b"\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        return True
+
+    handler.calls = 0  # type: ignore[attr-defined]
+    return handler
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["²".encode(), "٣".encode(), b"\xb2", b"1.5", b"-1", b"soon", b"Mon, 99 Foo 2020 00:00:00 GMT"],
+    ids=[
+        "superscript-two",
+        "arabic-indic-three",
+        "latin1-superscript",
+        "fraction",
+        "negative",
+        "word",
+        "bad-date",
+    ],
+)
+async def test_garbled_retry_after_is_ignored(gateway, value: bytes) -> None:
+    """Retry-After is ASCII digits or an HTTP date; anything else is ignored (plain backoff), not INTERNAL."""
+    async with RawServer(throttle_once(value)) as server:
+        stub = await gateway({"svc": upstream_table([server.url])})
+        started = time.monotonic()
+        reply = await stub.Invoke(invoke("svc"), timeout=10)
+        assert reply.status_code == 200 and reply.attempts == 2
+        assert len(server.requests) == 2
+        assert time.monotonic() - started < 2.5  # not read as "٣" = 3 s: the backoff is 0.05 s at most
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"9" * 400, b"60", b"Fri, 31 Dec 9999 23:59:59 GMT"],
+    ids=["400-digits", "past-max-backoff", "year-9999"],
+)
+async def test_retry_after_past_max_backoff_returns_the_429(gateway, value: bytes) -> None:
+    """A Retry-After longer than max_backoff_s is not slept through (even with no caller deadline):
+    retrying sooner would break it, so the 429 comes back at once with the upstream's header."""
+    async with RawServer(throttle_once(value)) as server:
+        stub = await gateway({"svc": upstream_table([server.url])})  # max_backoff_s 0.05
+        reply = await asyncio.wait_for(stub.Invoke(invoke("svc")), 5)  # no gRPC deadline
+        assert reply.status_code == 429 and reply.attempts == 1
+        assert reply.headers["retry-after"] == value.decode()
+        assert len(server.requests) == 1

@@ -291,3 +291,127 @@ async def test_invoke_returns_normalised_raw_and_failed(make_upstream, gateway) 
     up.status, up.body = 402, {"error": {"type": "card_error", "code": "card_declined"}}
     declined = await stub.Invoke(invoke("stripe"), timeout=10)
     assert declined.status_code == 402 and declined.error.code == "card_declined"
+
+
+UNREADABLE = {
+    "stripe-created-inf": (
+        "stripe",
+        b'{"id": "pi_1", "object": "payment_intent", "amount": 1, "currency": "gbp", "created": 1e999}',
+    ),
+    "stripe-created-1e300": (
+        "stripe",
+        b'{"id": "ch_1", "object": "charge", "amount": 1, "currency": "gbp", "created": 1e300}',
+    ),
+    "stripe-created-nan": (
+        "stripe",
+        b'{"id": "re_1", "object": "refund", "amount": 1, "currency": "gbp", "created": NaN}',
+    ),
+    "stripe-deeply-nested": ("stripe", b"[" * 100_000 + b"]" * 100_000),
+    "stripe-integer-too-long": (
+        "stripe",
+        b'{"id": "pi_1", "object": "payment_intent", "amount": ' + b"9" * 5000 + b', "currency": "gbp"}',
+    ),
+    "supplier-review-count-inf": ("supplier", b'{"id": "s1", "name": "Bloom", "review_count": 1e999}'),
+    "supplier-capacity-inf": (
+        "supplier",
+        b'{"id": "s1", "name": "Bloom", "availability": [{"capacity": 1e999}]}',
+    ),
+    "supplier-slot-not-object": ("supplier", b'{"id": "s1", "name": "Bloom", "availability": [1]}'),
+    "supplier-updated-past-9999": (
+        "supplier",
+        b'{"id": "s1", "name": "Bloom", "updated_at": "9999-12-31T23:59:59-01:00"}',
+    ),
+    "postmark-total-inf": ("postmark", b'{"TotalCount": 1e999, "Messages": []}'),
+    "postmark-received-before-year-1": (
+        "postmark",
+        b'{"MessageID": "m1", "Status": "Sent", "ReceivedAt": "0001-01-01T00:00:00+01:00"}',
+    ),
+}
+
+
+@pytest.mark.parametrize("normalizer,raw", list(UNREADABLE.values()), ids=list(UNREADABLE))
+async def test_unreadable_bodies_are_failed_not_internal(
+    make_upstream, gateway, normalizer: str, raw: bytes
+) -> None:
+    """Numbers past int/float range, times outside years 1-9999 and nesting deeper than the parser
+    goes: the raw answer with NORMALIZATION_STATUS_FAILED and a reason, never INTERNAL."""
+    up = await make_upstream(raw=raw)
+    stub = await gateway({"svc": upstream_table([up.url], normalizer=normalizer)})
+    reply = await stub.Invoke(invoke("svc"), timeout=10)
+    assert reply.status_code == 200 and reply.body == raw
+    assert reply.normalization == gateway_pb2.NORMALIZATION_STATUS_FAILED
+    assert reply.normalization_error.startswith(f"{normalizer} normaliser could not read the body: ")
+    assert len(reply.normalization_error) < 300
+    assert not reply.WhichOneof("normalized")
+
+
+async def test_binary_body_stays_raw(make_upstream, gateway) -> None:
+    """A body that is not JSON at all (not even UTF-8) is RAW, not FAILED: it is no known shape."""
+    up = await make_upstream(raw=b"\xff\xfe%PDF-1.7 \x00\x01")
+    stub = await gateway({"svc": upstream_table([up.url], normalizer="stripe")})
+    reply = await stub.Invoke(invoke("svc"), timeout=10)
+    assert reply.normalization == gateway_pb2.NORMALIZATION_STATUS_RAW and reply.body == up.raw
+
+
+INVALID_VALUES = {
+    "currency-non-ascii-letters": ("stripe", dict(PAYMENT_INTENT, currency="ßab"), "currency"),
+    "currency-accented": ("stripe", dict(PAYMENT_INTENT, currency="éur"), "currency"),
+    "currency-digits": ("stripe", dict(PAYMENT_INTENT, currency="us1"), "currency"),
+    "negative-amount": ("stripe", dict(PAYMENT_INTENT, amount=-2000), "negative"),
+    "negative-received": ("stripe", dict(PAYMENT_INTENT, amount_received=-1), "negative"),
+    "negative-refund": ("stripe", dict(REFUND, amount=-1000), "negative"),
+    "negative-refunded-on-charge": ("stripe", dict(CHARGE, amount_refunded=-5), "negative"),
+    "amount-past-int64": ("stripe", dict(PAYMENT_INTENT, amount=2**63), "amount"),
+    "rating-above-5": ("supplier", dict(SUPPLIER, rating=5.1), "rating"),
+    "rating-negative": ("supplier", dict(SUPPLIER, rating=-0.5), "rating"),
+    "rating-nan": ("supplier", dict(SUPPLIER, rating=float("nan")), "rating"),
+    "rating-inf": ("supplier", dict(SUPPLIER, rating=float("inf")), "rating"),
+    "rating-nan-string": ("supplier", dict(SUPPLIER, rating="nan"), "rating"),
+    "review-count-negative": ("supplier", dict(SUPPLIER, review_count=-1), "review_count"),
+    "review-count-past-int32": ("supplier", dict(SUPPLIER, review_count=2**31), "review_count"),
+    "radius-nan": ("supplier", dict(SUPPLIER, service_radius_km=float("nan")), "service_radius_km"),
+    "latitude-out-of-range": ("supplier", dict(SUPPLIER, location={"lat": 91, "lng": 0}), "latitude"),
+    "longitude-inf": ("supplier", dict(SUPPLIER, location={"lat": 0, "lng": float("-inf")}), "longitude"),
+    "capacity-negative": ("supplier", dict(SUPPLIER, availability=[{"capacity": -2}]), "capacity"),
+    "price-negative": ("supplier", dict(SUPPLIER, price_from={"amount": -1, "currency": "gbp"}), "negative"),
+}
+
+
+@pytest.mark.parametrize("name,body,word", list(INVALID_VALUES.values()), ids=list(INVALID_VALUES))
+def test_values_outside_their_domain_fail(name: str, body: dict, word: str) -> None:
+    """Currencies are three ASCII letters, amounts never negative (events.proto: only adjustments
+    are), ratings 0-5, counts and coordinates in range: otherwise the body is unreadable, not guessed."""
+    with pytest.raises(ValueError) as err:
+        NORMALIZERS[name](Document(200, body, "GET", "/", []))
+    assert word in str(err.value)
+
+
+def test_values_at_the_edges_are_read() -> None:
+    """Zero amounts, ratings of exactly 0 and 5, numeric strings and absent values still normalise."""
+    intent = run("stripe", dict(PAYMENT_INTENT, amount=0, amount_received=0, currency="JPY")).payment
+    assert (intent.amount.amount_minor, intent.amount.currency) == (0, "JPY")
+    for rating in (0, 5, "4.5", None):
+        supplier = run("supplier", dict(SUPPLIER, rating=rating, review_count="3")).supplier
+        assert supplier.rating == float(rating or 0) and supplier.review_count == 3
+    bare = run("supplier", {"id": "s", "name": "n"}).supplier
+    assert bare.rating == 0 and bare.review_count == 0 and bare.service_radius_km == 0
+
+
+async def test_invalid_currency_and_nan_rating_through_invoke(make_upstream, gateway) -> None:
+    """Through Invoke, a non-ASCII currency and a NaN rating are FAILED with the reason — no guessed value."""
+    up = await make_upstream(body=dict(PAYMENT_INTENT, currency="ßab"))
+    stub = await gateway(
+        {
+            "pay": upstream_table([up.url], normalizer="stripe"),
+            "dir": upstream_table([up.url], normalizer="supplier"),
+        }
+    )
+    reply = await stub.Invoke(invoke("pay"), timeout=10)
+    assert reply.normalization == gateway_pb2.NORMALIZATION_STATUS_FAILED
+    assert "currency" in reply.normalization_error and not reply.WhichOneof("normalized")
+    up.raw = b'{"id": "s1", "name": "Bloom", "rating": NaN}'
+    reply = await stub.Invoke(invoke("dir"), timeout=10)
+    assert (
+        reply.normalization == gateway_pb2.NORMALIZATION_STATUS_FAILED
+        and "rating" in reply.normalization_error
+    )

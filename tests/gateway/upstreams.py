@@ -48,6 +48,7 @@ class FakeUpstream:
 
     status: int = 200
     body: Any = field(default_factory=lambda: {"ok": True})
+    raw: bytes | None = None  # when set, sent as the body instead of json.dumps(body)
     delay_s: float = 0.0
     fail_first: int = 0  # answer `fail_status` to this many requests first
     fail_status: int = 503
@@ -124,9 +125,8 @@ class FakeUpstream:
         headers = {"request-id": f"req_{len(self.requests)}"}
         if self.status == 429 and self.retry_after:
             headers["retry-after"] = self.retry_after
-        return Response(
-            json.dumps(self.body), status_code=self.status, headers=headers, media_type="application/json"
-        )
+        content = self.raw if self.raw is not None else json.dumps(self.body)
+        return Response(content, status_code=self.status, headers=headers, media_type="application/json")
 
     async def start(self, port: int = 0) -> FakeUpstream:
         self.port = port or free_port()

@@ -18,8 +18,10 @@ from typing import Any
 from services.gateway.normalizers.base import (
     Document,
     Normalized,
+    count,
     error,
     money,
+    number,
     set_ts,
     str_map,
     text,
@@ -70,9 +72,9 @@ def _supplier(item: dict[str, Any]) -> gateway_pb2.Supplier:
         name=text(item.get("name")),
         category=text(item.get("category")).lower(),
         description=text(item.get("description")),
-        service_radius_km=float(item.get("service_radius_km") or 0),
-        rating=float(item.get("rating") or 0),
-        review_count=int(item.get("review_count") or 0),
+        service_radius_km=number(item.get("service_radius_km"), "service_radius_km", 0, 40_075),
+        rating=number(item.get("rating"), "rating", 0, 5),  # "on a 0-5 scale" (gateway.proto)
+        review_count=count(item.get("review_count"), "review_count"),
         active=bool(item.get("active", True)),
         tags=[text(t) for t in tags] if isinstance(tags, list) else [],
         metadata=str_map(item.get("metadata")),
@@ -89,8 +91,8 @@ def _supplier(item: dict[str, Any]) -> gateway_pb2.Supplier:
                 region=text(loc.get("region")),
                 postal_code=text(loc.get("postal_code", loc.get("postcode"))),
                 country_code=text(loc.get("country_code", loc.get("country"))).upper(),
-                latitude=float(loc.get("latitude", loc.get("lat")) or 0),
-                longitude=float(loc.get("longitude", loc.get("lng")) or 0),
+                latitude=number(loc.get("latitude", loc.get("lat")), "latitude", -90, 90),
+                longitude=number(loc.get("longitude", loc.get("lng")), "longitude", -180, 180),
             )
         )
     contact = item.get("contact")
@@ -103,8 +105,12 @@ def _supplier(item: dict[str, Any]) -> gateway_pb2.Supplier:
         s.price_from.CopyFrom(money(price.get("amount"), price.get("currency")))
     slots = item.get("availability")
     for slot in slots if isinstance(slots, list) else []:
+        if not isinstance(slot, dict):
+            raise ValueError(
+                "availability holds something other than {start, end, available, capacity} objects"
+            )
         out = events_pb2.AvailabilitySlot(
-            available=bool(slot.get("available", True)), capacity=int(slot.get("capacity") or 0)
+            available=bool(slot.get("available", True)), capacity=count(slot.get("capacity"), "capacity")
         )
         set_ts(out, "start_time", ts_from_iso(slot.get("start")))
         set_ts(out, "end_time", ts_from_iso(slot.get("end")))

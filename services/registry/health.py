@@ -29,7 +29,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 import grpc
@@ -121,32 +122,39 @@ class HealthChecker:
             return
         services = await self.store.services()
         for service in services:
-            await self._per_service("reap expired leases", service, self.store.reap(service))
+            await self._per_service("reap expired leases", service, partial(self.store.reap, service))
         due = time.monotonic() - self._last_check >= self.config.health_interval_s
         if not due and not woken:
             return
         if due:
             self._last_check = time.monotonic()
         found = await asyncio.gather(
-            *(self._per_service("discover instances", s, self.store.discover(s)) for s in services)
+            *(
+                self._per_service("discover instances", name, partial(self.store.discover, name))
+                for name in services
+            )
         )
         instances = [d for group in found if group for d in group]
         await asyncio.gather(
             *(
-                self._per_service("check instance", d.instance.service_name, self._check(d, only_new=not due))
+                self._per_service(
+                    "check instance", d.instance.service_name, partial(self._check, d, only_new=not due)
+                )
                 for d in instances
             )
         )
         self._forget_channels({d.instance.address for d in instances})
 
-    async def _per_service(self, what: str, service: str, work: Awaitable[T]) -> T | None:
+    async def _per_service(self, what: str, service: str, work: Callable[[], Awaitable[T]]) -> T | None:
         """Run one service's part of a tick; a failure is logged and skips only that service.
 
         One service whose state cannot be read (a corrupt record, a name no key can be built
         from) must not stop reaping and checking every other service.
         """
+        # A factory, not a coroutine: gather may cancel this before it runs, and a coroutine
+        # created for it would then be left never awaited.
         try:
-            return await work
+            return await work()
         except MeshError as exc:
             log.warning("health checker: %s of %r: %s", what, service[:80], exc)
         except Exception:

@@ -151,11 +151,10 @@ def check_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def clean_headers(headers: Mapping[str, str], gateway_owned: Iterable[str] = ()) -> dict[str, str]:
     """Lower-cased headers minus hop-by-hop and credential headers (dropped, not forwarded).
 
-    Every header is checked, dropped ones too: names must be RFC 9110 tokens, values
-    visible ASCII, spaces and tabs (surrounding whitespace is not part of a value, RFC 9110
-    §5.5, and is removed)."""
-    if len(headers) > MAX_HEADERS:
-        raise InvalidArgument(f"{len(headers)} headers given; the gateway forwards at most {MAX_HEADERS}")
+    Names must be RFC 9110 tokens. Forwarded values must be visible ASCII, spaces and tabs
+    (surrounding whitespace is not part of a value, RFC 9110 §5.5, and is removed); dropped
+    headers are never sent, so their values are not judged (a browser's UTF-8 cookie is no
+    reason to refuse a call)."""
     for name in headers:  # before _connection_listed looks at any value
         if not _HEADER_NAME.fullmatch(name):
             raise InvalidArgument(
@@ -166,10 +165,11 @@ def clean_headers(headers: Mapping[str, str], gateway_owned: Iterable[str] = ())
     out: dict[str, str] = {}
     for name, value in headers.items():
         lower = name.lower()
-        value = _check_field_value(f"header {lower!r}", value, MAX_HEADER_VALUE_CHARS).strip(" \t")
         if lower in owned or lower.startswith("proxy-"):
             continue
-        out[lower] = value
+        out[lower] = _check_field_value(f"header {lower!r}", value, MAX_HEADER_VALUE_CHARS).strip(" \t")
+    if len(out) > MAX_HEADERS:
+        raise InvalidArgument(f"{len(out)} headers to forward; the gateway forwards at most {MAX_HEADERS}")
     return out
 
 

@@ -37,7 +37,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.core.channels import open_channel
-from services.core.errors import MeshError, translate_redis_errors
+from services.core.errors import MeshError, Unavailable, translate_redis_errors
 from services.core.keys import registry_global_key
 from services.core.server import ServiceHost
 from services.core.settings_base import ClientTls
@@ -155,6 +155,8 @@ class HealthChecker:
         # created for it would then be left never awaited.
         try:
             return await work()
+        except Unavailable:
+            raise  # Redis itself is failing: end the tick, as before (not N timeouts, one per service)
         except MeshError as exc:
             log.warning("health checker: %s of %r: %s", what, service[:80], exc)
         except Exception:

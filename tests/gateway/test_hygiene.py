@@ -165,3 +165,16 @@ async def test_oversize_query_is_refused(make_upstream, gateway) -> None:
 async def assert_untouched_breaker(stub: Any) -> None:
     health = await get_health(stub)
     assert health.breaker_state == gateway_pb2.BREAKER_STATE_CLOSED and health.consecutive_failures == 0
+
+
+async def test_dropped_headers_are_not_judged(make_upstream, gateway) -> None:
+    """Headers the gateway never forwards (cookies, credentials, hop-by-hop) may hold what a
+    browser sends, UTF-8 included: the call goes through and none of them is sent."""
+    up = await make_upstream()
+    stub = await gateway({"svc": upstream_table([up.url])})
+    headers = {"Cookie": "name=café", "Authorization": "Bearer \x00", "Keep-Alive": "x" * 10_000, "X-Ok": "1"}
+    reply = await stub.Invoke(invoke("svc", headers=headers), timeout=10)
+    assert reply.status_code == 200
+    sent = {k.lower() for k in up.requests[0].headers}
+    assert "x-ok" in sent and not {"cookie", "keep-alive"} & sent
+    assert up.requests[0].headers.get("authorization", "") != "Bearer \x00"

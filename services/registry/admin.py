@@ -19,7 +19,6 @@ import asyncio
 import base64
 import binascii
 import json
-import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,10 +31,8 @@ from services.registry import metrics
 from services.registry.codec import FROM_QUEUE, last_instance
 from services.registry.scripts import Scripts
 from services.registry.timeutil import dur, ts
-from services.registry.validation import check_name, is_name
+from services.registry.validation import check_name, is_name, valid_service_names
 from wedsync.registry.v1 import message_pb2, router_pb2
-
-log = logging.getLogger("wedmesh.router")
 
 SPLIT_SCAN_CAP = 100_000
 DEFAULT_PAGE = 50
@@ -63,25 +60,10 @@ class RouterAdmin:
         self._reported: set[str] = set()
 
     async def services(self) -> list[str]:
-        """Every service with a router queue, sorted; entries that are not valid names are left out.
-
-        Only validated names are added (``Dispatcher.note_service``); anything else came from
-        outside and would fail when its queue keys are built, so it is logged once and skipped.
-        """
+        """Every service with a router queue, sorted; members that are not valid names are left out."""
         with translate_redis_errors("list router services"):
             names = await self.client.smembers(services_key())
-        valid = []
-        for raw in names:
-            name = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
-            if is_name(name):
-                valid.append(name)
-            elif name not in self._reported:
-                self._reported.add(name)
-                log.warning(
-                    "router service set holds an invalid service name; ignoring it",
-                    extra={"service": name[:80]},
-                )
-        return sorted(valid)
+        return valid_service_names(names, self._reported, "router service set")
 
     async def _scope(self, service: str) -> list[str]:
         """``[service]`` (checked: the CLI passes it straight from the command line), or every one."""

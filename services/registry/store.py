@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,10 +28,8 @@ from services.core.redis_client import AnyRedis
 from services.registry.feed import ChangeFeed
 from services.registry.scripts import Scripts
 from services.registry.timeutil import dur, ts
-from services.registry.validation import is_name
+from services.registry.validation import is_name, valid_service_names
 from wedsync.registry.v1 import registry_pb2 as pb
-
-log = logging.getLogger("wedmesh.registry.store")
 
 REAP_LIMIT = 500
 Event = pb.WatchEventType
@@ -143,26 +140,10 @@ class RegistryStore:
         return True
 
     async def services(self) -> list[str]:
-        """Every registered service name, sorted; index entries that are not valid names are left out.
-
-        Such an entry was never written by a validated Register (an older version's bug, or a
-        hand edit); no key can be built from it, so returning it would make the checker and
-        Watch fail on it. It is logged once per process and otherwise ignored.
-        """
+        """Every registered service name, sorted; index members that are not valid names are left out."""
         with translate_redis_errors("list services"):
             names = await self.client.smembers(self.index_key)
-        valid = []
-        for raw in names:
-            name = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
-            if is_name(name):
-                valid.append(name)
-            elif name not in self._reported:
-                self._reported.add(name)
-                log.warning(
-                    "service index holds an invalid service name; ignoring it",
-                    extra={"service": name[:80], "key": self.index_key},
-                )
-        return sorted(valid)
+        return valid_service_names(names, self._reported, f"service index {self.index_key}")
 
     async def discover(self, service: str) -> list[pb.DiscoveredInstance]:
         """Live instances of ``service``, sorted by instance id (one script: Redis' clock, one slot)."""

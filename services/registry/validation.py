@@ -15,13 +15,17 @@ accepted, or in a listing.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
+from collections.abc import Iterable
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message as ProtoMessage
 
 from services.core.errors import InvalidArgument
 from wedsync.registry.v1 import registry_pb2
+
+log = logging.getLogger("wedmesh.registry")
 
 # Use with fullmatch only (see the module docstring).
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,199}")
@@ -155,3 +159,21 @@ def check_times(message: ProtoMessage, prefix: str) -> None:
                 check_duration(item, name)
             else:
                 check_times(item, name)
+
+
+def valid_service_names(members: Iterable[bytes | str], reported: set[str], where: str) -> list[str]:
+    """The members of a Redis set of service names that are valid names, sorted.
+
+    Only validated names are ever added; anything else came from outside (an older
+    version's bug, a hand edit) and no key can be built from it, so returning it would make
+    every reader fail on it. Each such member is logged once per ``reported`` set.
+    """
+    valid = []
+    for raw in members:
+        name = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+        if is_name(name):
+            valid.append(name)
+        elif name not in reported:
+            reported.add(name)
+            log.warning("%s holds an invalid service name; ignoring it", where, extra={"service": name[:80]})
+    return sorted(valid)

@@ -19,7 +19,6 @@ import asyncio
 import base64
 import binascii
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from services.core.errors import InvalidArgument, translate_redis_errors
 from services.core.keys import registry_global_key
 from services.core.queue import DeadLetter, DurableQueue, Priority
 from services.core.redis_client import AnyRedis
+from services.core.stream_ids import MAX_ID, read_after, stream_id
 from services.registry import metrics
 from services.registry.codec import FROM_QUEUE, last_instance
 from services.registry.scripts import Scripts
@@ -39,8 +39,6 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 PRIORITIES = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
 PURGE_BATCH = 100
-MAX_ID_PART = 2**64 - 1
-STREAM_ID_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")  # fullmatch; ASCII digits only
 
 QueueFor = Callable[[str], DurableQueue]
 
@@ -114,7 +112,7 @@ class RouterAdmin:
             page = await self.queue_for(name).dead_letters.list(after=positions[name] or None, count=size)
             more[name] = page.next_after is not None
             for letter in page.letters:
-                at = stream_id(letter.dead_id) or (MAX_ID_PART, MAX_ID_PART)  # Redis' ids always parse
+                at = stream_id(letter.dead_id) or MAX_ID  # Redis' own ids always parse
                 candidates.append((at, name, letter))
         candidates.sort(key=lambda c: (c[0], c[1]))
         taken, left = candidates[:size], candidates[size:]
@@ -215,22 +213,6 @@ class Requested:
     target: tuple[str, str] | None
 
 
-def stream_id(text: object) -> tuple[int, int] | None:
-    """``text`` as a complete Redis stream id ``(ms, seq)``, or None when it is not one.
-
-    Ids and tokens come from clients; Redis answers an error (INTERNAL here) for a
-    malformed or out-of-range id, and reads ``<ms>`` alone as a range, so only
-    ``<ms>-<seq>`` with ASCII digits and both parts at most 2**64-1 is accepted.
-    """
-    if not isinstance(text, str):
-        return None
-    found = STREAM_ID_RE.fullmatch(text)
-    if found is None:
-        return None
-    ms, seq = int(found[1]), int(found[2])
-    return (ms, seq) if ms <= MAX_ID_PART and seq <= MAX_ID_PART else None
-
-
 def parse_dead_id(public_id: str) -> tuple[str, str] | None:
     """``<service>/<ms>-<seq>`` as (service, canonical stream id), or None when it cannot exist."""
     name, sep, entry = public_id.rpartition("/")
@@ -283,8 +265,8 @@ def _read_token(token: str, service: str, scope: Sequence[str]) -> dict[str, str
     for name, after in state["p"].items():
         if name not in known or not isinstance(after, str):
             raise refused
-        at = stream_id(after) if after else (0, 0)
-        if at is None or at == (MAX_ID_PART, MAX_ID_PART):  # nothing can follow the largest id
+        at = read_after(after) if after else (0, 0)
+        if at is None:
             raise refused
         positions[name] = f"{at[0]}-{at[1]}" if after else ""
     return positions

@@ -13,8 +13,9 @@ from typing import Any
 
 from services.core.errors import InvalidArgument, NotFound, translate_redis_errors
 from services.core.queue import DeadLetter, DurableQueue
+from services.core.stream_ids import read_after, stream_id
 from services.webhooks import paging, records
-from services.webhooks.feed import MAX_ID_PART, parse_cursor, stream_id
+from services.webhooks.feed import parse_cursor
 from services.webhooks.providers import Provider
 from wedsync.webhooks.v1 import webhooks_pb2
 
@@ -59,7 +60,7 @@ async def list_page(
     state = paging.decode(request.page_token)
     positions: Any = state.get("p") if state else dict.fromkeys(in_scope, "")
     if not isinstance(positions, dict) or any(
-        provider_id not in in_scope or (after != "" and _position(after) is None)
+        provider_id not in in_scope or (after != "" and read_after(after) is None)
         for provider_id, after in positions.items()
     ):
         raise InvalidArgument("malformed page_token, or one issued for another provider_id")
@@ -84,12 +85,6 @@ async def list_page(
     if following:
         out.next_page_token = paging.encode({"p": following})
     return out
-
-
-def _position(text: object) -> tuple[int, int] | None:
-    """A dead id to read after, or None if Redis would refuse it as an exclusive start."""
-    parsed = stream_id(text)
-    return None if parsed is None or parsed == (MAX_ID_PART, MAX_ID_PART) else parsed
 
 
 async def _existing(queue: DurableQueue, ids: Sequence[str]) -> list[str]:

@@ -22,40 +22,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from services.core.errors import MeshError, OutOfRange, translate_redis_errors
 from services.core.redis_client import AnyRedis
+from services.core.stream_ids import MAX_ID
 from services.webhooks.history import Field, pairs
 from services.webhooks.layout import event_key, load_lua, log_key, marker_key, stream_key
 from wedsync.webhooks.v1 import webhooks_pb2
 
 log = logging.getLogger("wedmesh.webhooks.feed")
 
-CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
 READ_BLOCK_MS = 1000
 READ_COUNT = 500
 ERROR_BACKOFF_S = 0.5
 
 Entry = tuple[str, dict[bytes, bytes]]
-
-
-MAX_ID_PART = 2**64 - 1
-
-
-def stream_id(text: object) -> tuple[int, int] | None:
-    """``text`` as a Redis stream id ``(ms, seq)``, or None when Redis would refuse it.
-
-    Cursors, page tokens and dead-letter ids come from clients: anything that is not a
-    valid id must be a clear INVALID_ARGUMENT, never a Redis error surfacing as INTERNAL.
-    """
-    if not isinstance(text, str) or not CURSOR.match(text):
-        return None
-    ms, seq = parse_cursor(text)
-    return (ms, seq) if ms <= MAX_ID_PART and seq <= MAX_ID_PART else None
 
 
 def parse_cursor(cursor: str) -> tuple[int, int]:
@@ -126,7 +110,7 @@ class NormalizedStream:
         stream). The page and the stream's bounds come from one script, so the answer holds
         for exactly this read.
         """
-        if parse_cursor(position) == (MAX_ID_PART, MAX_ID_PART):  # Redis refuses "(" + the last id
+        if parse_cursor(position) == MAX_ID:  # Redis refuses "(" + the last id
             raise OutOfRange(f"cursor {position!r} is ahead of every event; resume with from_beginning")
         with translate_redis_errors("read normalised events"):
             oldest, newest, rows = await self._read_after(keys=[self.key], args=[position, count])

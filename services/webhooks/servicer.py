@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from services.core.errors import InvalidArgument, MeshError, NotFound, ResourceExhausted
+from services.core.stream_ids import stream_id
 from services.webhooks import dlq, paging
-from services.webhooks.feed import Entry, Feed, new_subscription, parse_cursor, stream_id
+from services.webhooks.feed import Entry, Feed, new_subscription, parse_cursor
 from services.webhooks.history import Filters, History
 from services.webhooks.intake import Intake
 from services.webhooks.metrics import SUBSCRIBERS, SUBSCRIBERS_CUT

@@ -309,6 +309,7 @@ async def test_hostile_cursors_tokens_and_ranges_are_client_errors_never_interna
     invalid = grpc.StatusCode.INVALID_ARGUMENT
     sub = webhooks_pb2.SubscribeRequest
     assert await code_of(stub.Subscribe(sub(after_cursor=too_big)).read()) == invalid
+    assert await code_of(stub.Subscribe(sub(after_cursor="1-0\n")).read()) == invalid  # `$` allowed it
     assert await code_of(stub.Subscribe(sub(after_cursor=biggest)).read()) == grpc.StatusCode.OUT_OF_RANGE
     events = webhooks_pb2.ListEventsRequest
     for state in ({"p": {"stripe": "0-0"}}, {"p": {"stripe": too_big}}, {"p": "stripe"}):

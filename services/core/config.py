@@ -83,8 +83,8 @@ class ShimConfig(Section):
     )
     max_connections: Annotated[int, Field(ge=16, le=1_000_000)] = Field(
         default=16384,
-        description="open HTTP connections; past it uvicorn answers a plain 503 (the process's open-file "
-        "limit is raised to fit, up to the hard limit)",
+        description="open HTTP connections; past it a request is answered 503 with Retry-After (the "
+        "process's open-file limit is raised to fit, up to the hard limit)",
     )
     tls: ServerTls | None = Field(default=None, description="HTTPS (and mutual TLS) for providers")
 

@@ -1,4 +1,7 @@
-"""A deadline for the request head, so slow-header (slowloris) and silent clients are cut off.
+"""uvicorn's HTTP protocol as the shim needs it: a request-head deadline, and a 503 with
+``Retry-After`` at the connection limit.
+
+**Head deadline**, so slow-header (slowloris) and silent clients are cut off.
 
 uvicorn has no header read timeout. Its httptools and h11 protocols arm ``timeout_keep_alive``
 only after a response, and the first byte of the next request cancels it. A fresh connection
@@ -19,6 +22,15 @@ cycle. If it fires first:
 - nothing has arrived: close without a word, as an expired keep-alive does. There is no request
   to answer, and an unsolicited 408 on an idle connection could be taken by a client as the
   answer to a request it is sending at that moment.
+
+**Connection limit** (``limit_concurrency``, the shim's ``max_connections``): past it uvicorn
+answers every request with a bare ``503 Service Unavailable`` in plain text, without the
+``Retry-After`` that each other 503 of the shim carries (and that tells a provider when to
+come back). The protocol here takes uvicorn's test over: uvicorn's own is switched off for the
+connection and the same test (open connections, running requests) is made when the request
+starts, answering a JSON error with ``Retry-After`` and ``Connection: close``. Refusals are
+counted as ``wedmesh_http_requests_total{route="connection_limit",status="503"}`` and logged
+at most once every ``BUSY_LOG_EVERY_S``.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -34,6 +47,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from services.core import metrics
 
 log = logging.getLogger("wedmesh.shim")
+
+BUSY_LOG_EVERY_S = 10.0
+_busy_logged = -BUSY_LOG_EVERY_S  # monotonic time of the last "connection limit" warning
 
 if TYPE_CHECKING:
     _Base = HttpToolsProtocol
@@ -52,15 +68,64 @@ def _timeout_response(timeout_s: float) -> bytes:
     return head.encode("ascii") + body
 
 
+_BUSY_BODY = json.dumps({"error": "too many open connections to the webhook endpoint; retry later"}).encode()
+
+
 class _HeadDeadline(_Base):
     """Mixin for uvicorn's HTTP protocols. It relies on what both of them do: ``self.cycle``
-    is replaced when a request head is complete, and ``on_response_complete`` runs after
-    each response.
+    is replaced when a request head is complete, ``on_response_complete`` runs after each
+    response, and a request runs ``self.app`` unless ``self.limit_concurrency`` is exceeded
+    (``self.connections`` and ``self.tasks`` are the server's, shared by all connections).
     """
 
     head_timeout_s: float = 10.0
+    busy_retry_after_s: int = 5
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = False  # bytes arrived since the timer was armed
+    _connection_limit: int | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.limit_concurrency is not None:
+            self._connection_limit = self.limit_concurrency
+            self.limit_concurrency = None  # uvicorn's plain 503 off: _app_unless_busy answers instead
+            self._asgi_app = self.app
+            self.app = self._app_unless_busy
+
+    async def _app_unless_busy(self, scope: Any, receive: Any, send: Any) -> None:
+        """The app, or the 503 uvicorn would send, with ``Retry-After`` and a JSON body.
+
+        uvicorn's test, made as the request starts (its head has arrived): this request's task
+        is already one of ``self.tasks``, so "running requests before it >= limit" is ``>``.
+        """
+        limit = self._connection_limit
+        assert limit is not None
+        if len(self.connections) < limit and len(self.tasks) <= limit:
+            await self._asgi_app(scope, receive, send)
+            return
+        global _busy_logged
+        now = time.monotonic()
+        if now - _busy_logged >= BUSY_LOG_EVERY_S:  # one line per interval, not one per refusal
+            _busy_logged = now
+            log.warning(
+                "connection limit reached: answering 503",
+                extra={"connections": len(self.connections), "max_connections": limit},
+            )
+        metrics.child(metrics.HTTP_REQUESTS, "connection_limit", "503").inc()
+        body = _BUSY_BODY
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(self.busy_retry_after_s).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -117,14 +182,18 @@ _BASES: dict[str, type[_HeadDeadline]] = {"httptools": _HttpToolsHeadDeadline, "
 
 
 def head_timeout_protocol(
-    timeout_s: float, http: Literal["httptools", "h11"] = "httptools"
+    timeout_s: float, http: Literal["httptools", "h11"] = "httptools", *, busy_retry_after_s: int = 5
 ) -> type[asyncio.Protocol]:
-    """uvicorn's ``http`` protocol class with a ``timeout_s`` deadline for each request head.
+    """uvicorn's ``http`` protocol class with a ``timeout_s`` deadline for each request head,
+    and ``Retry-After: busy_retry_after_s`` on the 503 past ``limit_concurrency``.
 
     httptools is what uvicorn's "auto" picks, and the shim depends on ``uvicorn[standard]``.
     h11 is here so the mechanism can be tested on both.
     """
     if timeout_s <= 0:
         raise ValueError(f"head timeout must be positive, got {timeout_s}")
+    if busy_retry_after_s < 1:
+        raise ValueError(f"Retry-After must be at least 1 s, got {busy_retry_after_s}")
     base = _BASES[http]
-    return type(base.__name__.lstrip("_"), (base,), {"head_timeout_s": timeout_s})
+    attributes = {"head_timeout_s": timeout_s, "busy_retry_after_s": busy_retry_after_s}
+    return type(base.__name__.lstrip("_"), (base,), attributes)

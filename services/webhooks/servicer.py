@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,20 @@ from services.webhooks.metrics import SUBSCRIBERS, SUBSCRIBERS_CUT
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 CATCH_UP_PAGE = 500
+MAX_REMOTE_ADDR_CHARS = 256
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+
+
+def check_remote_addr(remote_addr: str) -> str:
+    """``IngestRequest.remote_addr`` if fit for a log line: bounded, printable ASCII, else
+    INVALID_ARGUMENT. It is free-form (the front end's view of the sender: "ip:port", maybe a
+    proxy's list), never parsed and never trusted; empty means unknown.
+    """
+    if len(remote_addr) > MAX_REMOTE_ADDR_CHARS:
+        raise InvalidArgument(f"remote_addr must be at most {MAX_REMOTE_ADDR_CHARS} characters")
+    if not _PRINTABLE_ASCII.fullmatch(remote_addr):
+        raise InvalidArgument("remote_addr must be printable ASCII, e.g. '203.0.113.7:443'")
+    return remote_addr
 
 
 class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
@@ -40,6 +55,7 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
 
     async def Ingest(self, request: webhooks_pb2.IngestRequest, context: Any) -> webhooks_pb2.IngestResponse:
         try:
+            check_remote_addr(request.remote_addr)  # intake does not take it yet: see docs/webhooks.md
             return await self.intake.ingest(request.provider_id, dict(request.headers), request.body)
         except MeshError as exc:
             self.intake.count_rejected(request.provider_id, exc)
@@ -72,7 +88,15 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
             raise InvalidArgument("start_time must not be after end_time")
         if request.status not in webhooks_pb2.WebhookEventStatus.values():
             raise InvalidArgument(f"status {request.status} is not a WebhookEventStatus value")
-        token = paging.decode(request.page_token)
+        bound: paging.Filters = {  # what the server filters on, as it does: ms, open start = 0
+            "provider_id": request.provider_id,
+            "event_type": request.event_type,
+            "wedding_id": request.wedding_id,
+            "status": int(request.status),
+            "start_ms": start_ms or None,
+            "end_ms": end_ms,
+        }
+        token = paging.decode(request.page_token, bound)
         positions: dict[str, Any] = (
             token.get("p", {p: "" for p in providers}) if token else {p: "" for p in providers}
         )
@@ -112,7 +136,7 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
             elif ends[provider_id] is not None:
                 following[provider_id] = ends[provider_id] or ""
         if following:
-            out.next_page_token = paging.encode({"p": following})
+            out.next_page_token = paging.encode({"p": following}, bound)
         return out
 
     async def Subscribe(
@@ -166,7 +190,13 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
     async def ListDeadLetters(
         self, request: webhooks_pb2.ListDeadLettersRequest, context: Any
     ) -> webhooks_pb2.ListDeadLettersResponse:
-        return await dlq.list_page(self.intake.providers, request)
+        if request.provider_id:
+            self.intake.provider(request.provider_id)
+        bound: paging.Filters = {"provider_id": request.provider_id}
+        paging.decode(request.page_token, bound)  # dlq reads the positions; this checks the binding
+        out = await dlq.list_page(self.intake.providers, request)
+        out.next_page_token = paging.rebind(out.next_page_token, bound)
+        return out
 
     async def ReplayDeadLetters(
         self, request: webhooks_pb2.ReplayDeadLettersRequest, context: Any

@@ -19,7 +19,7 @@ import math
 import re
 import resource
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -305,11 +305,14 @@ def uvicorn_server(
     host: str,
     port: int,
     ssl: dict[str, Any] | None = None,
+    http: Literal["httptools", "h11"] = "httptools",
 ) -> Any:
     """The uvicorn server for the shim app (the same settings standalone and embedded).
 
-    Each request head must arrive within ``header_timeout_s`` (see :mod:`.head_timeout`). There
-    is no WebSocket route, so no WebSocket protocol is loaded and an upgrade is a plain request.
+    Each request head must arrive within ``header_timeout_s``, and past ``max_connections`` a
+    request is answered 503 with ``Retry-After`` like every other 503 here (see
+    :mod:`.head_timeout`). There is no WebSocket route, so no WebSocket protocol is loaded and
+    an upgrade is a plain request. ``http="h11"`` is for tests of the protocol on both parsers.
     """
     import uvicorn
 
@@ -323,7 +326,9 @@ def uvicorn_server(
             host=host,
             port=port,
             **(ssl or {}),
-            http=head_timeout_protocol(config.header_timeout_s),
+            http=head_timeout_protocol(
+                config.header_timeout_s, http, busy_retry_after_s=DEFAULT_RETRY_AFTER_S
+            ),
             ws="none",
             log_config=None,
             access_log=False,

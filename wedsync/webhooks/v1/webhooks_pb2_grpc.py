@@ -96,9 +96,12 @@ class WebhookIntakeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Subscribe(self, request, context):
-        """Subscribe streams stored events matching the filters: first every
-        matching event after `after_cursor` (if given), then a live tail, until
-        the client cancels. Each response carries the cursor to resume from.
+        """Subscribe streams processed events (each with its normalised
+        WeddingEvent) matching the filters, in processing order: first every
+        matching event processed after `after_cursor` (if given), then a live
+        tail, until the client cancels. Events that are only received (not yet
+        processed), ignored, failed or dead-lettered are not streamed; see
+        ListEvents for those. Each response carries the cursor to resume from.
         Errors: INVALID_ARGUMENT malformed cursor; NOT_FOUND unknown provider;
         OUT_OF_RANGE when after_cursor is older than the retained history.
         """
@@ -115,7 +118,8 @@ class WebhookIntakeServiceServicer:
 
     def ListEvents(self, request, context):
         """ListEvents pages through stored events, newest first.
-        Errors: INVALID_ARGUMENT bad page_token or time range.
+        Errors: INVALID_ARGUMENT bad page_token or time range, or a page_token
+        issued for different filters (start again without it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,6 +128,8 @@ class WebhookIntakeServiceServicer:
     def ListDeadLetters(self, request, context):
         """ListDeadLetters pages through events whose processing failed after all
         retries, oldest failure first.
+        Errors: INVALID_ARGUMENT bad page_token, or one issued for another
+        provider_id (start again without it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -44,7 +44,7 @@ class LocalBackend:
         self, provider_id: str, headers: dict[str, str], body: bytes, remote_addr: str
     ) -> webhooks_pb2.IngestResponse:
         try:
-            return await self.intake.ingest(provider_id, headers, body)
+            return await self.intake.ingest(provider_id, headers, body, remote_addr)
         except MeshError as exc:
             self.intake.count_rejected(provider_id, exc)
             if exc.http_status in CLIENT_STATUSES:

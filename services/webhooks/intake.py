@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.core import metrics
-from services.core.errors import InvalidArgument, MeshError, NotFound, Unavailable
+from services.core.errors import InvalidArgument, MeshError, NotFound, Unauthenticated, Unavailable
 from services.core.ids import unique_id
 from services.core.queue import Enqueued, QueueFull
 from services.webhooks import records
@@ -104,6 +104,7 @@ class Intake:
         self.history = history
         self.writer = writer
         self._full_logged: dict[str, float] = {}
+        self._refused_logged: dict[str, float] = {}
 
     def count_rejected(self, provider_id: str, exc: MeshError) -> None:
         """One refusal in ``wedmesh_webhooks_rejected_total`` (gRPC code, or QUEUE_FULL)."""
@@ -138,15 +139,35 @@ class Intake:
                 retry_after=QUEUE_FULL_RETRY_AFTER_S,
             ) from exc
 
+    def _log_refused(self, provider_id: str, remote_addr: str, exc: Unauthenticated) -> None:
+        """One warning per provider per interval naming the sender (a stale secret, a probe):
+        a flood of forged webhooks must not become a flood of log lines."""
+        now = time.monotonic()
+        if now - self._refused_logged.get(provider_id, -FULL_LOG_EVERY_S) >= FULL_LOG_EVERY_S:
+            self._refused_logged[provider_id] = now
+            log.warning(
+                "webhook signature refused",
+                extra={
+                    "provider": provider_id,
+                    "remote_addr": remote_addr or "unknown",
+                    "reason": exc.message,
+                },
+            )
+
     async def ingest(
-        self, provider_id: str, headers: Mapping[str, str], body: bytes
+        self, provider_id: str, headers: Mapping[str, str], body: bytes, remote_addr: str = ""
     ) -> webhooks_pb2.IngestResponse:
+        """``remote_addr`` (the front end's view of the sender, never trusted) is for logs only."""
         started = time.perf_counter()
         provider = self.provider(provider_id)
         if provider.problem:
             raise Unavailable(provider.problem, retry_after=60.0)
         headers = {k.lower(): v for k, v in headers.items()}  # a dict: protobuf maps are slow to read
-        provider.verifier(headers, body, provider.keys, provider.check)
+        try:
+            provider.verifier(headers, body, provider.keys, provider.check)
+        except Unauthenticated as exc:
+            self._log_refused(provider_id, remote_addr, exc)
+            raise
         parsed = parse(provider, headers, body)
         received = records.now_ms()
         ignored = parsed.event_type not in provider.accepted

@@ -21,6 +21,7 @@ from services.core.lua import lua_source
 MESH_GROUP = "_mesh"
 _EVENT_PREFIX = webhook_key(MESH_GROUP, "ev") + ":"  # built once: these run per webhook
 _LOG_PREFIX = webhook_key(MESH_GROUP, "log") + ":"
+_MARKER_PREFIX = webhook_key(MESH_GROUP, "pub") + ":"
 
 
 def event_key(event_id: str) -> str:
@@ -36,7 +37,7 @@ def stream_key() -> str:
 
 
 def marker_key(event_id: str) -> str:
-    return webhook_key(MESH_GROUP, "pub", event_id)
+    return _MARKER_PREFIX + key_part(event_id)
 
 
 def load_lua(name: str) -> str:

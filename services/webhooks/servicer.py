@@ -55,8 +55,10 @@ class WebhookIntakeServicer(webhooks_pb2_grpc.WebhookIntakeServiceServicer):
 
     async def Ingest(self, request: webhooks_pb2.IngestRequest, context: Any) -> webhooks_pb2.IngestResponse:
         try:
-            check_remote_addr(request.remote_addr)  # intake does not take it yet: see docs/webhooks.md
-            return await self.intake.ingest(request.provider_id, dict(request.headers), request.body)
+            remote_addr = check_remote_addr(request.remote_addr)
+            return await self.intake.ingest(
+                request.provider_id, dict(request.headers), request.body, remote_addr
+            )
         except MeshError as exc:
             self.intake.count_rejected(request.provider_id, exc)
             raise

@@ -57,3 +57,23 @@ async def test_stop_writes_what_is_waiting_in_the_linger(redis_client: Any) -> N
 async def _all_recorded(history: History, n: int) -> bool:
     found = [await history.get(f"whe_w{i}", include_raw=False) for i in range(n)]
     return all(e is not None for e in found)
+
+
+async def test_keep_fields_and_ttl_are_set_once_when_the_event_is_first_recorded(redis_client: Any) -> None:
+    """A later record updates the status but neither the raw record (a keep field) nor the
+    TTL: retention counts from the first record, and the event is logged once."""
+    from services.webhooks.layout import event_key, log_key
+
+    history = History(batching(redis_client), retention_s=3600)
+    first = _keep("whe_once")
+    await history.record("stripe", "whe_once", "payment_intent.succeeded", {}, first)
+    key = event_key("whe_once")
+    assert 3_500_000 < await redis_client.pttl(key) <= 3_600_000
+    await redis_client.pexpire(key, 60_000)  # as if the event were 59 minutes old
+    processed = int(webhooks_pb2.WEBHOOK_EVENT_STATUS_PROCESSED)
+    later = {**_keep("whe_once"), "rec": b"another record"}
+    await history.record("stripe", "whe_once", "payment_intent.succeeded", {"status": processed}, later)
+    assert await redis_client.pttl(key) <= 60_000
+    assert await redis_client.hget(key, "rec") == first["rec"]
+    assert int(await redis_client.hget(key, "status")) == processed
+    assert await redis_client.xlen(log_key("stripe")) == 1

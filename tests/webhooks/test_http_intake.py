@@ -86,6 +86,27 @@ async def test_wrong_secret_is_401(shim: Shim) -> None:
     assert [r.status_code for r in (r1, r2, r3)] == [401, 401, 401]
 
 
+async def test_refused_signature_is_logged_once_with_the_senders_address(
+    shim: Shim, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused signature logs provider, sender address and reason, once per interval, and
+    never the signature or the secret."""
+    _, body = stripe_body()
+    headers = stripe_headers(body, "whsec_wrong")
+    with caplog.at_level("WARNING", logger="wedmesh.webhooks"):
+        replies = [await shim.post("stripe", body, headers) for _ in range(3)]
+    assert [r.status_code for r in replies] == [401, 401, 401]
+    refused = [r for r in caplog.records if r.getMessage() == "webhook signature refused"]
+    assert len(refused) == 1
+    record: Any = refused[0]
+    assert record.provider == "stripe"
+    assert record.remote_addr.startswith("127.0.0.1:")
+    assert record.reason == "no v1 signature matches"
+    text = json.dumps(vars(record), default=str)
+    assert headers["stripe-signature"].split("v1=")[1] not in text
+    assert "whsec_" not in text
+
+
 async def test_stale_and_future_timestamps_are_401(shim: Shim) -> None:
     """Signatures older or newer than the 300 s tolerance are refused with 401."""
     _, body = stripe_body()

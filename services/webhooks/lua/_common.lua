@@ -7,37 +7,35 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Upsert an event's history hash: `set` pairs always, `keep` pairs only where absent; log
--- the event in its provider's log stream exactly once. Returns the log entry id.
+-- Upsert an event's history hash. `set` pairs (then `extra`, a Lua list of field/value
+-- pairs) are written every time; `keep` pairs (the raw record, when it was received, its
+-- first status) only when the hash is created, which is also when the event is logged in
+-- its provider's log stream (exactly once) and the hash gets its TTL: retention counts
+-- from the first record. Every record sets log_id, so its absence means a new hash; keep
+-- pairs go first, so a set pair of the same name wins. One HGET and one HSET for an event
+-- already recorded, the worker's common case.
 -- `argv` holds, from index `i`: count of set pairs, the set pairs, count of keep pairs,
 -- the keep pairs. Returns the log id and the index after the last pair read.
--- Every record sets log_id, so its absence means a new hash: then the whole record is one
--- HSET (the common case, intake's RECEIVED record); otherwise keep pairs are HSETNX'd.
-local function record_event(hash, log, event_id, event_type, retention, now, i)
+local function record_event(hash, log, event_id, event_type, retention, now, i, extra)
   local logged = redis.call('HGET', hash, 'log_id')
   local set_from, n_set = i + 1, tonumber(ARGV[i])
   i = i + 1 + 2 * n_set
+  local keep_from, n_keep = i + 1, tonumber(ARGV[i])
+  i = i + 1 + 2 * n_keep
   local fields = {}
-  for _ = 1, tonumber(ARGV[i]) do
-    if logged then
-      redis.call('HSETNX', hash, ARGV[i + 1], ARGV[i + 2])
-    else
-      fields[#fields + 1] = ARGV[i + 1]
-      fields[#fields + 1] = ARGV[i + 2]
-    end
-    i = i + 2
-  end
-  i = i + 1
-  for k = set_from, set_from + 2 * n_set - 1 do fields[#fields + 1] = ARGV[k] end
-  fields[#fields + 1] = 'updated_ms'
-  fields[#fields + 1] = now
-  if not logged then
+  local created = not logged
+  if created then
+    for k = keep_from, keep_from + 2 * n_keep - 1 do fields[#fields + 1] = ARGV[k] end
     local minid = math.max(0, now - retention)
     logged = redis.call('XADD', log, 'MINID', '~', tostring(minid), '*', 'event_id', event_id, 'type', event_type)
     fields[#fields + 1] = 'log_id'
     fields[#fields + 1] = logged
   end
+  for k = set_from, set_from + 2 * n_set - 1 do fields[#fields + 1] = ARGV[k] end
+  for _, v in ipairs(extra or {}) do fields[#fields + 1] = v end
+  fields[#fields + 1] = 'updated_ms'
+  fields[#fields + 1] = now
   redis.call('HSET', hash, unpack(fields))
-  redis.call('PEXPIRE', hash, retention)
+  if created then redis.call('PEXPIRE', hash, retention) end
   return logged, i
 end

@@ -9,13 +9,13 @@
 -- Returns the cursor (the stream entry id; the first one's on a repeat).
 local now = now_ms()
 local cursor = redis.call('GET', KEYS[1])
-local _, i = record_event(KEYS[3], KEYS[4], ARGV[4], ARGV[5], tonumber(ARGV[3]), now, 6)
 if not cursor then
+  local after_set = 7 + 2 * tonumber(ARGV[6])
   local fields = {}
-  for a = i, #ARGV do fields[#fields + 1] = ARGV[a] end
+  for a = after_set + 1 + 2 * tonumber(ARGV[after_set]), #ARGV do fields[#fields + 1] = ARGV[a] end
   local minid = math.max(0, now - tonumber(ARGV[2]))
   cursor = redis.call('XADD', KEYS[2], 'MINID', '~', tostring(minid), '*', unpack(fields))
   redis.call('SET', KEYS[1], cursor, 'PX', tonumber(ARGV[1]))
 end
-redis.call('HSET', KEYS[3], 'cursor', cursor)
+record_event(KEYS[3], KEYS[4], ARGV[4], ARGV[5], tonumber(ARGV[3]), now, 6, {'cursor', cursor})
 return cursor

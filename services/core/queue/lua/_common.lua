@@ -101,15 +101,21 @@ end
 -- entries (stream length minus the group's pending ones), parked retries and delayed
 -- messages, and messages waiting behind their ordering key. Not in-flight entries (bounded
 -- by the consumers' own caps, and being worked on) nor dead letters (not moving work).
-local function backlog(group)
+-- Returns that backlog, or a smaller upper bound of it when even that is below `limit`:
+-- the pending counts (one XPENDING per stream) are only needed near the limit.
+local function backlog(group, limit)
   local n = redis.call('ZCARD', KEYS[4]) + redis.call('HLEN', KEYS[9])
+  local lens = {}
   for i = 1, 3 do
-    local len = redis.call('XLEN', KEYS[i])
-    if len > 0 then
+    lens[i] = redis.call('XLEN', KEYS[i])
+    n = n + lens[i]
+  end
+  if n < limit then return n end
+  for i = 1, 3 do
+    if lens[i] > 0 then
       local ok, pending = pcall(redis.call, 'XPENDING', KEYS[i], group)
-      if ok then len = math.max(0, len - pending[1]) end
+      if ok then n = n - math.min(lens[i], pending[1]) end
     end
-    n = n + len
   end
   return n
 end

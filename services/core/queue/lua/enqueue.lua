@@ -11,7 +11,7 @@ local env = to_map(flat)
 local first = KEYS[11] and redis.call('GET', KEYS[11])
 if first then return {0, first} end
 if max_depth > 0 then
-  local waiting = backlog(group)
+  local waiting = backlog(group, max_depth)
   if waiting >= max_depth then return {-1, waiting} end
 end
 if KEYS[11] then redis.call('SET', KEYS[11], env.id, 'PX', ttl) end

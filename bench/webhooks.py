@@ -16,7 +16,8 @@ machine and stack), and intake alone at that rate (worker stopped); (2) closed l
 ``--concurrency`` against the shim, the embedded shim (worker stopped, so only intake is
 measured) and (3) the bare endpoint, in interleaved 1 s slices → accepted/s and p50/p99;
 (4) the worker drains the backlog of (2) → processed/s. Only same-run ratios are meaningful
-on a shared, noisy 2-core machine (the vCPU steal of each open-loop phase is printed).
+on a shared, noisy 2-core machine (the vCPU steal of each open-loop phase is printed, with
+the CPU each process spent per webhook).
 """
 
 from __future__ import annotations
@@ -116,6 +117,29 @@ def steal_ms() -> float:
         return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Processes whose CPU per webhook each open-loop phase prints (label -> pid), set in main().
+WATCH: dict[str, int] = {}
+
+
+def cpu_report(before: dict[str, float], n: int) -> str:
+    """CPU ms per webhook of each watched process since ``before`` (those that used any)."""
+    parts = []
+    for label, pid in WATCH.items():
+        used = cpu_s(pid) - before.get(label, cpu_s(pid))
+        if used > 0:
+            parts.append(f"{label} {used / n * 1000:.2f}")
+    return ", ".join(parts)
+
+
 def loop_ms() -> float:
     """Best of 3 runs of a fixed CPU-bound loop: how fast this VM's vCPUs run right now.
 
@@ -196,6 +220,7 @@ async def open_loop(
             errors += 1
 
     stolen = steal_ms()
+    cpu_before = {label: cpu_s(pid) for label, pid in WATCH.items()}
     start = time.perf_counter()
     for i in range(n):
         scheduled = start + i / rate
@@ -204,7 +229,10 @@ async def open_loop(
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(scheduled, requests[i])))
     await asyncio.gather(*tasks)
-    print(f"#   (vCPU steal during this phase: {steal_ms() - stolen:.0f} ms)")
+    print(
+        f"#   (vCPU steal during this phase: {steal_ms() - stolen:.0f} ms; CPU ms per webhook: "
+        f"{cpu_report(cpu_before, n)})"
+    )
     while not pool.empty():
         pool.get_nowait().close()
     return latencies, errors, n
@@ -347,6 +375,7 @@ async def measure_open_loop(
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=asyncio.subprocess.PIPE,
     )
+    WATCH["subscriber"] = sub.pid
     try:
         assert sub.stdout is not None
         await sub.stdout.readline()  # "ready": the subscription is open
@@ -357,6 +386,7 @@ async def measure_open_loop(
             await asyncio.sleep(0.1)
             seen_at = read_seen(seen_path)
     finally:
+        del WATCH["subscriber"]
         sub.terminate()
         await sub.wait()
     to_sub = [(seen_at[e] - t) * 1000 for e, t in accepted_at.items() if e in seen_at]
@@ -436,6 +466,8 @@ async def main(args: argparse.Namespace) -> None:
         "bare": spawn([py, __file__, "--serve-bare", str(bare_port), redis.url], env),
     }
     sub_address = f"127.0.0.1:{worker_port}"
+    WATCH.update({label: proc.pid for label, proc in procs.items()})
+    WATCH.update({"redis": redis.process.pid, "load generator": os.getpid()})
     try:
         await wait_grpc(f"127.0.0.1:{intake_port}")
         await wait_grpc(sub_address)

@@ -10,7 +10,9 @@ once.
 Statistics: depth, in-flight and oldest age come from each priority stream; the queue
 keeps retries in one delayed set and dead letters in one stream per service, so their
 per-priority split is counted by a read-only script (``queue_split.lua``) that scans up to
-``SPLIT_SCAN_CAP`` entries of each.
+``SPLIT_SCAN_CAP`` entries of each. Reading statistics exports nothing: the gauges are the
+dispatcher's (for the services with a router queue only, so a GetQueueStats for any name
+cannot add series).
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ from dataclasses import dataclass
 
 from services.core.errors import InvalidArgument, translate_redis_errors
 from services.core.keys import registry_global_key
-from services.core.queue import DeadLetter, DurableQueue, Priority
+from services.core.queue import DeadLetter, DurableQueue, Priority, QueueStats
 from services.core.redis_client import AnyRedis
 from services.core.stream_ids import MAX_ID, read_after, stream_id
-from services.registry import metrics
 from services.registry.codec import FROM_QUEUE, last_instance
 from services.registry.scripts import Scripts
 from services.registry.timeutil import dur, ts
@@ -70,15 +71,23 @@ class RouterAdmin:
     async def stats(self, service: str = "") -> list[router_pb2.QueueStats]:
         out: list[router_pb2.QueueStats] = []
         for name in await self._scope(service):
-            queue = self.queue_for(name)
-            stats = await queue.stats()
-            with translate_redis_errors("queue stats"):
-                split = await self._scripts.queue_split(
-                    keys=[queue.keys.extra("parked"), queue.keys.dead], args=[SPLIT_SCAN_CAP]
-                )
-            for n, priority in enumerate(PRIORITIES):
-                p = stats.priorities[priority]
-                row = router_pb2.QueueStats(
+            rows, _ = await self.service_stats(name)
+            out.extend(rows)
+        return out
+
+    async def service_stats(self, name: str) -> tuple[list[router_pb2.QueueStats], QueueStats]:
+        """One service's rows (one per priority) and its queue's totals."""
+        queue = self.queue_for(name)
+        stats = await queue.stats()
+        with translate_redis_errors("queue stats"):
+            split = await self._scripts.queue_split(
+                keys=[queue.keys.extra("parked"), queue.keys.dead], args=[SPLIT_SCAN_CAP]
+            )
+        rows = []
+        for n, priority in enumerate(PRIORITIES):
+            p = stats.priorities[priority]
+            rows.append(
+                router_pb2.QueueStats(
                     service_name=name,
                     priority=FROM_QUEUE[priority],  # type: ignore[arg-type]
                     depth=max(0, p.depth - p.in_flight),
@@ -87,9 +96,8 @@ class RouterAdmin:
                     dead_letters=int(split[3 + n]),
                     oldest_age=dur(p.oldest_age or 0.0),
                 )
-                out.append(row)
-                _export(row, priority.value, p.oldest_age or 0.0)
-        return out
+            )
+        return rows, stats
 
     async def list_dead(
         self, service: str, page_size: int, token: str
@@ -270,12 +278,3 @@ def _read_token(token: str, service: str, scope: Sequence[str]) -> dict[str, str
             raise refused
         positions[name] = f"{at[0]}-{at[1]}" if after else ""
     return positions
-
-
-def _export(row: router_pb2.QueueStats, priority: str, oldest: float) -> None:
-    labels = (row.service_name, priority)
-    metrics.QUEUE_DEPTH.labels(*labels).set(row.depth)
-    metrics.QUEUE_IN_FLIGHT.labels(*labels).set(row.in_flight)
-    metrics.QUEUE_DELAYED.labels(*labels).set(row.delayed)
-    metrics.QUEUE_DEAD.labels(*labels).set(row.dead_letters)
-    metrics.QUEUE_OLDEST.labels(*labels).set(oldest)

@@ -51,6 +51,7 @@ def build(config: MeshConfig, redis: AnyRedis) -> ProcessApp:
     feed.add_listener(views.on_change)
     routes = RoutesTable(settings.routes)
     dispatcher = Dispatcher(redis, views, settings, routes, tls=config.client_tls)
+    feed.add_listener(dispatcher.on_change)
     registry = RegistryServicer(store, feed, settings)
     router = RouterServicer(dispatcher, routes, settings)
     return ProcessApp(

@@ -105,22 +105,26 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         dedup and the XADD), so concurrent Sends can never overshoot it and a repeated
         idempotency key still answers duplicate when the queue is full.
 
+        Admission happens first: a new target service past ``max_target_services`` is
+        refused (RESOURCE_EXHAUSTED) before anything is written.
+
         ``attempts`` overrides what ``max_retries`` gives (a route may allow 0 retries,
         which a Message cannot say: its 0 means the router default).
         """
         service = prepared.service
-        await self.dispatcher.note_service(service)
+        tries = attempts or max_attempts(message.max_retries, self.config.default_max_retries)
         try:
-            added = await prepared.queue.submit(
-                message.SerializeToString(),
-                TO_QUEUE[message.priority],
-                message_id=message.message_id,
-                max_attempts=attempts or max_attempts(message.max_retries, self.config.default_max_retries),
-                delay=prepared.delay,
-                idempotency_key=message.idempotency_key or None,
-                ordering_key=message.ordering_key or None,
-                max_depth=self.config.max_queue_depth,
-            )
+            async with self.dispatcher.sending(service):  # admission; no retirement meanwhile
+                added = await prepared.queue.submit(
+                    message.SerializeToString(),
+                    TO_QUEUE[message.priority],
+                    message_id=message.message_id,
+                    max_attempts=tries,
+                    delay=prepared.delay,
+                    idempotency_key=message.idempotency_key or None,
+                    ordering_key=message.ordering_key or None,
+                    max_depth=self.config.max_queue_depth,
+                )
         except QueueFull as exc:
             raise ResourceExhausted(
                 f"queue of {service!r} holds {exc.backlog} waiting messages, at registry.max_queue_depth"

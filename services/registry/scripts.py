@@ -22,6 +22,7 @@ OPERATIONS = (
     "leader",
     "queue_split",
     "purge_dead",
+    "admit_target",
 )
 
 
@@ -42,6 +43,7 @@ class Scripts:
     leader: AsyncScript
     queue_split: AsyncScript
     purge_dead: AsyncScript
+    admit_target: AsyncScript
 
     def __init__(self, client: Any) -> None:
         for operation in OPERATIONS:

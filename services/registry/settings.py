@@ -16,6 +16,8 @@ DEFAULT_LEASE_TTL_S = 10.0
 DEFAULT_HEALTH_INTERVAL_S = 5.0
 DEFAULT_DELIVER_TIMEOUT_S = 5.0
 DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_TARGET_SERVICES = 1000
+DEFAULT_TARGET_IDLE_S = 300.0
 
 PriorityName = Literal["HIGH", "NORMAL", "LOW"]
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
@@ -93,5 +95,15 @@ class RegistryConfig(GrpcServerConfig):
     )
     view_refresh_s: PositiveSeconds = Field(
         1.0, description="router re-reads instance health at least this often"
+    )
+    max_target_services: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        DEFAULT_MAX_TARGET_SERVICES,
+        description="services that may hold a router queue at once; a Send/Publish that would give one"
+        " more a queue answers RESOURCE_EXHAUSTED, unless the service has a live instance or a route",
+    )
+    target_idle_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        DEFAULT_TARGET_IDLE_S,
+        description="a service whose queue is empty (no dead letters either) and that has no live"
+        " instance for this long loses its queue's Worker, gauges and place under max_target_services",
     )
     routes: list[Route] = Field(default_factory=lambda: list(DEFAULT_ROUTES))

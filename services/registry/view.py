@@ -52,6 +52,11 @@ class InstanceViews:
             self._loading[service] = asyncio.Lock()
         return view
 
+    def forget(self, service: str) -> None:
+        """Drop a retired service's view (one is built again on its next use)."""
+        self._views.pop(service, None)
+        self._loading.pop(service, None)
+
     def on_change(self, event: pb.WatchEvent) -> None:
         """Feed listener: the service's instances or health changed."""
         view = self._views.get(event.instance.service_name)

@@ -1,0 +1,77 @@
+"""Which services hold a router queue: admission under a cap, and idleness for retirement.
+
+A router queue costs, per service, a Worker task on every replica (which keeps asking the
+registry whether an instance is healthy), queue keys in Redis and a set of metric series.
+Any syntactically valid ``to_service`` is accepted (a message for a service that is not, or
+not yet, registered waits for it), so without a bound a caller inventing names would grow
+all of that forever. Two bounds:
+
+* **Admission** (``admit_target.lua``): the set ``wm:reg:{global}:router-services`` lists
+  every service with a router queue; it is what every replica serves, what stats, gauges
+  and dead-letter listings cover. A service joins it on its first Send/Publish, which is
+  refused when the set already holds ``max_target_services`` members — unless the service
+  has a live instance or is a route target: operators decide those, so a caller filling
+  the set with made-up names can never lock out a real service. Check and add are one
+  script, so concurrent Sends through any number of replicas never overshoot.
+* **Retirement**: a service (not a route target) whose queue is empty — nothing ready,
+  in flight, delayed, waiting behind an ordering key, or dead-lettered — and that has no
+  live instance, observed so for ``target_idle_s``, leaves the set; every replica then
+  stops its Worker and removes its metric series (see ``Dispatcher``).
+"""
+
+from __future__ import annotations
+
+from services.core.errors import translate_redis_errors
+from services.core.queue import QueueStats
+from services.core.redis_client import AnyRedis
+from services.registry.admin import services_key
+from services.registry.scripts import Scripts
+
+
+def is_empty(stats: QueueStats) -> bool:
+    """Nothing the queue could still deliver or show: ready, in flight, delayed, ordered, dead."""
+    return stats.depth == 0 and stats.delayed == 0 and stats.ordered_waiting == 0 and stats.dead == 0
+
+
+class TargetSet:
+    """The Redis set of services with a router queue, under ``cap`` members for callers."""
+
+    def __init__(self, client: AnyRedis, cap: int) -> None:
+        self.client = client
+        self.cap = cap
+        self._scripts = Scripts(client)
+
+    async def admit(self, service: str, *, past_cap: bool = False) -> tuple[bool, int]:
+        """(admitted, members): a member is always admitted, a new one while below the cap."""
+        with translate_redis_errors("admit router service"):
+            admitted, members = await self._scripts.admit_target(
+                keys=[services_key()], args=[service, self.cap, "1" if past_cap else "0"]
+            )
+        return bool(int(admitted)), int(members)
+
+    async def add(self, service: str) -> None:
+        """Put back a service whose queue holds messages (never refused: they are accepted already)."""
+        with translate_redis_errors("note router service"):
+            await self.client.sadd(services_key(), service)
+
+    async def remove(self, service: str) -> None:
+        with translate_redis_errors("retire router service"):
+            await self.client.srem(services_key(), service)
+
+
+class IdleClock:
+    """Since when each service has been seen idle; due once it has been so for ``idle_s``."""
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self._since: dict[str, float] = {}
+
+    def observe(self, service: str, idle: bool, now: float) -> bool:
+        """Record one observation; True when the service has been idle for ``idle_s``."""
+        if not idle:
+            self._since.pop(service, None)
+            return False
+        return now - self._since.setdefault(service, now) >= self.idle_s
+
+    def forget(self, service: str) -> None:
+        self._since.pop(service, None)

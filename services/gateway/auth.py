@@ -5,14 +5,21 @@ attempt (:meth:`Auth.headers`) and, for schemes with renewable tokens, forget a 
 upstream rejected (:meth:`Auth.invalidate`). Secrets are read once at start from the
 environment variables *named* in config (:func:`services.core.config.env_secret`); a
 missing variable makes the upstream UNCONFIGURED — it is reported by name, never by value.
+
+So does a variable no request could carry (:func:`secret_problem`): a CR/LF, NUL or other
+control character — often a trailing newline from the file the secret came from — or, in
+a header value, non-ASCII or surrounding spaces. Unchecked, it would fail every call
+inside the HTTP client, as INTERNAL (or, on the HTTP/2 pool, as a protocol error counted
+against the breaker); checked at start, it is named once, as a configuration error.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
@@ -22,6 +29,11 @@ from services.core.config import env_secret
 from services.core.redis_client import AnyRedis
 from services.gateway.oauth2 import ClientCredentials
 from services.gateway.settings import AuthConfig
+
+# What a header can carry of a secret (RFC 9110 field value, ASCII): visible characters with
+# inner spaces/tabs; surrounding whitespace is not part of a value, so it would be lost.
+_HEADER_SECRET = re.compile(r"[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?")
+_TOKEN_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+")
 
 
 class Auth(Protocol):
@@ -91,10 +103,35 @@ class OAuth2Auth:
 
 @dataclass(frozen=True)
 class AuthSetup:
-    """The auth object to use, or the variables that are missing for it."""
+    """The auth object to use, or what is wrong: variables missing, or unusable (why, never the value)."""
 
     auth: Auth | None
     missing: list[str]
+    invalid: list[str] = field(default_factory=list)
+
+
+def secret_problem(value: str, *, header: bool) -> str | None:
+    """Why ``value`` cannot be sent, or None; says where and what kind, never what it is.
+
+    ``header``: sent as a header value as is (bearer token, API key), so visible ASCII with
+    inner spaces only; otherwise (basic, OAuth2 client credentials) base64-encoded, where
+    anything but control characters is fine (RFC 7617 §2)."""
+    if header and _HEADER_SECRET.fullmatch(value):
+        return None
+    last = len(value) - 1
+    for position, char in enumerate(value):
+        code = ord(char)
+        if code < 0x20 or code == 0x7F:
+            where = f"at position {position}"
+            if position == last:
+                hint = " (a newline from the file it was read from?)" if char in "\r\n" else ""
+                where = "at the end" + hint
+            return f"holds control character 0x{code:02x} {where}"
+        if header and code > 0x7E:
+            return f"holds a non-ASCII character at position {position}; a header carries only ASCII"
+    if header:
+        return "starts or ends with a space or tab, which a header value cannot keep"
+    return None
 
 
 def build_auth(
@@ -107,11 +144,20 @@ def build_auth(
     timeout_s: float,
     environ: Mapping[str, str] | None = None,
 ) -> AuthSetup:
-    """Read the secrets named in ``config``; report missing variables instead of failing."""
+    """Read the secrets named in ``config``; report missing or unusable variables instead of failing."""
     secrets = {name: env_secret(name, environ) for name in config.variables()}
     missing = [name for name, value in secrets.items() if value is None]
-    if missing:
-        return AuthSetup(None, missing)
+    header = config.type in ("bearer", "api_key")
+    invalid = [
+        f"${name} is unusable: {why}"
+        for name, value in secrets.items()
+        if value is not None and (why := secret_problem(value.get_secret_value(), header=header))
+    ]
+    name = secrets.get(config.username_env or "") if config.type == "basic" else None
+    if name is not None and ":" in name.get_secret_value():
+        invalid.append(f"${config.username_env} is unusable: a basic-auth user name cannot hold ':'")
+    if missing or invalid:
+        return AuthSetup(None, missing, invalid)
 
     def secret(name: str | None) -> SecretStr:
         value = secrets[name or ""]
@@ -134,6 +180,10 @@ def build_auth(
     token_url = token_endpoint(config, base_url, environ)
     if token_url is None:
         return AuthSetup(None, [config.token_url_env or "token_url"])
+    if not _TOKEN_URL.fullmatch(token_url):  # never echoed: it may carry a credential
+        source = f"${config.token_url_env}" if config.token_url_env else "the token URL"
+        problem = "is not an http(s) URL without spaces or control characters"
+        return AuthSetup(None, [], [f"{source} {problem} (the OAuth2 token endpoint)"])
     tokens = ClientCredentials(
         service_id,
         redis=redis,
@@ -144,6 +194,7 @@ def build_auth(
         scope=config.scope,
         refresh_margin_s=config.refresh_margin_s,
         timeout_s=timeout_s,
+        variables=(config.client_id_env or "", config.client_secret_env or ""),
     )
     return AuthSetup(OAuth2Auth(tokens), [])
 

@@ -1,10 +1,10 @@
 """Building an :class:`~services.gateway.upstream.Upstream` from its config table.
 
-Resolves base URLs and credentials from the environment (a missing variable makes the
-upstream UNCONFIGURED instead of failing start-up), creates its connection pool (one
-transport per upstream: aiohttp's HTTP/1.1 keep-alive pool, with httpx's pool for https
-when HTTP/2 is enabled and ``h2`` is installed; an optional private CA), and one breaker
-per instance.
+Resolves base URLs and credentials from the environment (a missing variable, or one no
+request could carry, makes the upstream UNCONFIGURED instead of failing start-up), creates
+its connection pool (one transport per upstream: aiohttp's HTTP/1.1 keep-alive pool, with
+httpx's pool for https when HTTP/2 is enabled and ``h2`` is installed; an optional private
+CA), and one breaker per instance.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ from services.core.settings_base import ConfigError
 from services.gateway.auth import build_auth
 from services.gateway.balancer import make_instances
 from services.gateway.netbackend import pooled_transport
+from services.gateway.oauth2 import TokenEndpointFailed
 from services.gateway.settings import UpstreamConfig
 from services.gateway.stats import RollingStats
 from services.gateway.upstream import Upstream
 
 
 def is_failure(exc: BaseException) -> bool:
-    """What counts against a breaker: connection errors and upstream timeouts (5xx come as results)."""
-    return isinstance(exc, httpx.TransportError)
+    """What counts against a breaker: connection errors, upstream timeouts, malformed or
+    oversized answers, and a token endpoint that gives no token (5xx come as results)."""
+    return isinstance(exc, httpx.TransportError | TokenEndpointFailed)
 
 
 async def build_upstream(
@@ -38,11 +40,17 @@ async def build_upstream(
     redis: AnyRedis,
     on_transition: Callable[[str, str, State, State], None],
 ) -> Upstream:
-    """Create the client, resolve instances and credentials; never raises for missing env."""
-    urls = config.resolved_instances()
+    """Create the client, resolve instances and credentials; never raises for missing or
+    unusable environment variables (the upstream is UNCONFIGURED, saying which and why)."""
+    invalid: list[str] = []
+    try:
+        urls = config.resolved_instances()
+    except ValueError as exc:  # the file's base_urls were checked at load: it is the variable's
+        urls = []
+        invalid.append(f"${config.base_urls_env} is unusable: {exc}")
     missing = (
         []
-        if urls or config.registry_service
+        if urls or config.registry_service or invalid
         else [config.base_urls_env or f"gateway.upstreams.{service_id}.base_urls"]
     )
     limits = httpx.Limits(
@@ -67,6 +75,7 @@ async def build_upstream(
         timeout_s=config.timeout_s,
     )
     missing += setup.missing
+    invalid += setup.invalid
     upstream = Upstream(
         service_id,
         config,
@@ -77,6 +86,7 @@ async def build_upstream(
         transport,
         RateLimiter(redis, config.rate_limit.window_s),
     )
+    upstream.invalid = invalid
     upstream.stats = RollingStats(config.health.window_s)
     upstream.make_instances = lambda new_urls: make_instances(
         service_id,

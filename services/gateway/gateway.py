@@ -59,9 +59,10 @@ class Gateway:
         for service_id, cfg in sorted(self.config.upstreams.items()):
             up = await build_upstream(service_id, cfg, redis=self.redis, on_transition=self._transition)
             self.upstreams[service_id] = up
-            if up.missing:
+            if not up.configured:
                 log.warning(
-                    "upstream unconfigured", extra={"service_id": service_id, "missing_env": up.missing}
+                    "upstream unconfigured",
+                    extra={"service_id": service_id, "missing_env": up.missing, "invalid_env": up.invalid},
                 )
         self._ready.set()
 

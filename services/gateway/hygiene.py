@@ -2,11 +2,12 @@
 
 The path is joined to the upstream's base URL, so it must not be able to leave it: no
 scheme, no host (``//evil``), no ``.``/``..`` segments — also when percent-encoded
-(``%2e%2e``, ``%2f``, double encoding) — no backslashes, control characters, query or
-fragment. Headers: the caller's ``Authorization`` (and other credential headers the
-gateway sets) and hop-by-hop headers are dropped, never forwarded; the gateway adds the
-upstream's credentials itself. Bodies over the upstream's ``max_body_bytes`` are refused.
-Every refusal says what to change.
+(``%2e%2e``, ``%2f``, double encoding) or followed by ``;`` parameters (``/a/..;/b``:
+Tomcat, Jetty and Spring strip path parameters first and climb) — no backslashes,
+control characters, query or fragment. Headers: the caller's ``Authorization`` (and other
+credential headers the gateway sets) and hop-by-hop headers are dropped, never forwarded;
+the gateway adds the upstream's credentials itself. Bodies over the upstream's
+``max_body_bytes`` are refused. Every refusal says what to change.
 
 Everything a caller controls is checked here, before rate limits, breakers or the wire:
 a value the HTTP clients would refuse (non-ASCII or control characters in a header, a URL
@@ -46,6 +47,7 @@ HOP_BY_HOP = frozenset(
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")  # fullmatch: `$` allows a final "\n"
 _SAFE_PATH_CHARS = "/:@!$&'()*+,;=-._~"
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 # Limits on what a caller sends (documented in docs/gateway.md). Paths and queries are
 # counted as sent (percent-encoded); common servers refuse request lines past 8 KiB anyway.
@@ -113,9 +115,12 @@ def _check_path(path: str) -> str:
         raise InvalidArgument("path must not contain control characters")
     if decoded.startswith("//") or re.match(r"^/*[A-Za-z][A-Za-z0-9+.\-]*:", decoded):
         raise InvalidArgument("path must not name a scheme or host; give a path on the upstream")
-    segments = decoded.split("/")
-    if any(seg in (".", "..") for seg in segments):
-        raise InvalidArgument("path must not contain '.' or '..' segments (plain or percent-encoded)")
+    if any(seg.partition(";")[0] in _DOT_SEGMENTS for seg in decoded.split("/")):
+        raise InvalidArgument(
+            "path must not contain '.' or '..' segments (plain, percent-encoded, or with ';' "
+            "parameters such as '..;'): servers that drop ';' parameters would climb out of the "
+            "base URL; name the resource directly"
+        )
     if decoded.count("/") != path.count("/"):
         raise InvalidArgument("path must not contain encoded slashes ('%2F'); send plain '/'")
     safe = quote(unquote(path), safe=_SAFE_PATH_CHARS)

@@ -8,6 +8,13 @@ released by compare-and-delete) lets one replica fetch while the others poll the
 Tokens are refreshed ``refresh_margin_s`` before they expire (at most half their life),
 and a token the upstream rejected with 401 is invalidated — only if it is still the
 cached one, so a newer token written by another replica survives.
+
+A token endpoint that gives no token — unreachable, timing out, answering anything but
+200 (rejected client credentials too), or with an answer that is no token — raises
+:class:`TokenEndpointFailed` (UNAVAILABLE): the upstream cannot be called without a token,
+so the caller counts it against the upstream instance's breaker
+(:meth:`~services.gateway.upstream.Upstream._credentials`). Messages name the variables
+to check, never their values.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,13 +36,24 @@ from services.core.errors import DeadlineExceeded, Unavailable, translate_redis_
 from services.core.keys import gateway_key
 from services.core.lua import lua_source
 from services.core.redis_client import AnyRedis
+from services.gateway.bodies import BodyError, read_body
 
 log = logging.getLogger("wedmesh.gateway.oauth2")
 
 LOCK_TTL_S = 10.0
 POLL_INTERVAL_S = 0.05
 DEFAULT_EXPIRES_IN_S = 3600
+MAX_TOKEN_RESPONSE_BYTES = 64 * 1024  # a token answer is a few KB; read no more than this
+_ACCESS_TOKEN = re.compile(r"[\x21-\x7e]+")  # what `Authorization: Bearer <token>` can carry
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # RFC 6749 §5.2 `error`, e.g. invalid_client
 _COMPARE_DELETE = lua_source("services.gateway", "compare_delete")
+
+
+class TokenEndpointFailed(Unavailable):
+    """No token could be had from the token endpoint; the message says why and what to check.
+
+    Counted against the upstream instance's breaker (``factory.is_failure``), unlike a
+    caller's deadline or a Redis error met while waiting for a token."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,7 @@ class ClientCredentials:
         scope: str = "",
         refresh_margin_s: float = 30.0,
         timeout_s: float = 10.0,
+        variables: tuple[str, str],
     ) -> None:
         self.service_id = service_id
         self.redis = redis
@@ -80,6 +100,7 @@ class ClientCredentials:
         self.scope = scope
         self.refresh_margin_s = refresh_margin_s
         self.timeout_s = timeout_s
+        self.variables = variables  # names of the client id/secret variables, for messages
         self.cache_key = gateway_key(service_id, "oauth2", "token")
         self.lock_key = gateway_key(service_id, "oauth2", "lock")
         self._local: Token | None = None
@@ -146,35 +167,59 @@ class ClientCredentials:
         if self.scope:
             form["scope"] = self.scope
         self.fetches += 1
+        where = f"{self.service_id}: the OAuth2 token endpoint"
         try:
-            response = await self.client.post(
+            async with self.client.stream(
+                "POST",
                 self.token_url,
                 data=form,
                 auth=(self.client_id.get_secret_value(), self.client_secret.get_secret_value()),
                 timeout=timeout,
-            )
+            ) as response:
+                body = await read_body(response, MAX_TOKEN_RESPONSE_BYTES)
         except httpx.TimeoutException as exc:
-            raise Unavailable(
-                f"{self.service_id}: the OAuth2 token endpoint timed out", retry_after=1.0
-            ) from exc
+            raise TokenEndpointFailed(f"{where} timed out; retry later", retry_after=1.0) from exc
         except httpx.TransportError as exc:
-            raise Unavailable(
-                f"{self.service_id}: cannot reach the OAuth2 token endpoint ({type(exc).__name__})",
+            raise TokenEndpointFailed(
+                f"{where} cannot be reached or read ({_why(exc)}); check the token URL or retry later",
                 retry_after=1.0,
             ) from exc
         if response.status_code != 200:
-            raise Unavailable(
-                f"{self.service_id}: the OAuth2 token endpoint answered {response.status_code}; "
-                "check the client id/secret variables and the token URL",
-                retry_after=5.0,
-            )
+            raise TokenEndpointFailed(f"{where} {self._refusal(response.status_code, body)}", retry_after=5.0)
         try:
-            data = response.json()
+            data = json.loads(body)
             access = str(data["access_token"])
             expires_in = float(data.get("expires_in") or DEFAULT_EXPIRES_IN_S)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise Unavailable(f"{self.service_id}: the OAuth2 token response has no access_token") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            missing = f"{where} answered 200 without an access_token"
+            raise TokenEndpointFailed(missing, retry_after=5.0) from exc
+        if not _ACCESS_TOKEN.fullmatch(access):
+            raise TokenEndpointFailed(
+                f"{where} sent an access_token no header can carry (spaces, control or non-ASCII characters)",
+                retry_after=5.0,
+            )
         now = time.time()
         margin = min(self.refresh_margin_s, expires_in / 2)
         log.info("oauth2 token fetched", extra={"service_id": self.service_id, "expires_in": expires_in})
         return Token(access, now + expires_in, now + expires_in - margin)
+
+    def _refusal(self, status: int, body: bytes) -> str:
+        """Why a non-200 token answer came, and what to check; the OAuth2 ``error`` code
+        (RFC 6749 §5.2) is quoted when it is a plain word, nothing else of the body."""
+        try:
+            code = json.loads(body).get("error")
+        except (ValueError, AttributeError):
+            code = None
+        named = f" ({code})" if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else ""
+        if status in (400, 401, 403):
+            client_id, client_secret = self.variables
+            return (
+                f"refused the client credentials: HTTP {status}{named}; check ${client_id}, "
+                f"${client_secret}, the scope and the token URL"
+            )
+        return f"answered HTTP {status}{named}; check the token URL or retry later"
+
+
+def _why(exc: httpx.TransportError) -> str:
+    """A transport error in a message: our own wording of a body error, else its type."""
+    return str(exc) if isinstance(exc, BodyError) else type(exc).__name__

@@ -20,6 +20,9 @@ from pydantic import Field, field_validator, model_validator
 from services.core.settings_base import GrpcServerConfig, Section
 
 SERVICE_ID = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
+# The gRPC message limit (services/core/server.py): a larger answer could not be returned anyway.
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = MAX_REPLY_BYTES
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
@@ -124,6 +127,10 @@ class UpstreamConfig(Section):
     health: HealthConfig = HealthConfig()
     normalizer: Literal["", "stripe", "postmark", "supplier"] = ""
     max_body_bytes: Annotated[int, Field(ge=0, le=8 * 1024 * 1024)] = 1024 * 1024
+    max_response_bytes: Annotated[int, Field(ge=1, le=MAX_REPLY_BYTES)] = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        description="largest upstream body (decoded) the gateway reads; past it the call is UNAVAILABLE",
+    )
     max_connections: Annotated[int, Field(ge=1, le=10_000)] = 100
     http2: bool = Field(default=True, description="offer HTTP/2 over TLS (ALPN); needs the h2 package")
     ca_file: str | None = Field(
@@ -151,9 +158,13 @@ class UpstreamConfig(Section):
         return [check_base_url(u).rstrip("/") for u in urls]
 
 
+_BASE_URL = re.compile(r"https?://[^/?#\s@\x00-\x1f\x7f]+(/[^?#\s\x00-\x1f\x7f]*)?")
+
+
 def check_base_url(url: str) -> str:
-    """An upstream base URL is absolute http(s), without query or fragment."""
-    if not re.match(r"^https?://[^/?#\s@]+(/[^?#\s]*)?$", url):
+    """An upstream base URL is absolute http(s), without query, fragment, whitespace or
+    control characters (also no final newline: ``$`` alone would let one through)."""
+    if not _BASE_URL.fullmatch(url):
         if "@" in url:  # never echo it: the user-info part may be a credential
             raise ValueError("a base URL must not carry user:password@ (use auth.* with *_env variables)")
         raise ValueError(f"{url!r} is not an http(s) base URL (scheme://host[:port][/path], no query)")

@@ -10,6 +10,7 @@ failed), or renew credentials once (401 with a renewable token).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -33,7 +34,9 @@ from services.core.ratelimit import Limit, RateLimiter
 from services.gateway import metrics
 from services.gateway.auth import Auth
 from services.gateway.balancer import Instance, pick
+from services.gateway.bodies import BodyError, ResponseTooLarge, read_body
 from services.gateway.hygiene import MAX_CACHED_PATH_CHARS
+from services.gateway.oauth2 import TokenEndpointFailed
 from services.gateway.retry import RETRYABLE_STATUS, backoff, may_retry, parse_retry_after
 from services.gateway.settings import UpstreamConfig
 from services.gateway.stats import RollingStats
@@ -68,20 +71,12 @@ class CallerDeadline(Exception):
     """The attempt timed out because the caller's deadline, not the upstream, ran out."""
 
 
-class UndecodableBody(httpx.RemoteProtocolError):
-    """The upstream's body does not decode as its ``Content-Encoding`` says.
-
-    httpx raises ``DecodingError``, which is no ``TransportError``: it would escape as
-    INTERNAL and count as a breaker *success*. It is a malformed response, the upstream's
-    fault, so it is handled as one (as aiohttp's are): counted, retried only when safe."""
-
-
 @dataclass
 class Upstream:
     service_id: str
     config: UpstreamConfig
     urls: list[str]
-    missing: list[str]
+    missing: list[str]  # environment variables that are unset or empty
     auth: Auth | None
     client: httpx.AsyncClient  # shares `transport`; used for OAuth2 token requests
     transport: httpx.AsyncBaseTransport
@@ -91,6 +86,7 @@ class Upstream:
     _client_keys: dict[str, str] = field(default_factory=dict)
     _parsed_urls: dict[str, httpx.URL] = field(default_factory=dict)
     make_instances: Callable[[list[str]], list[Instance]] = lambda urls: []
+    invalid: list[str] = field(default_factory=list)  # "$VAR is unusable: why" (never the value)
 
     def set_urls(self, urls: list[str]) -> bool:
         """Replace the instance list (registry discovery); keep the state of known URLs.
@@ -106,7 +102,16 @@ class Upstream:
 
     @property
     def configured(self) -> bool:
-        return not self.missing
+        return not self.missing and not self.invalid
+
+    def _unconfigured(self) -> FailedPrecondition:
+        fixes = []
+        if self.missing:
+            fixes.append(f"set the environment variable(s) {', '.join(self.missing)}")
+        fixes += [f"fix {problem}" for problem in self.invalid]
+        return FailedPrecondition(
+            f"{self.service_id} is not configured: {'; '.join(fixes)} for the gateway and restart it"
+        )
 
     @functools.cached_property
     def dropped_headers(self) -> frozenset[str]:
@@ -129,11 +134,8 @@ class Upstream:
         )
 
     async def call(self, out: Outgoing) -> Result:
-        if self.missing:
-            raise FailedPrecondition(
-                f"{self.service_id} is not configured: set the environment variable(s) "
-                f"{', '.join(self.missing)} for the gateway and restart it"
-            )
+        if not self.configured:
+            raise self._unconfigured()
         await self._admit(out.client_id)
         started = time.monotonic()
         retry_ok = may_retry(out.method, out.idempotency_key)
@@ -148,9 +150,10 @@ class Upstream:
                 raise DeadlineExceeded(f"{self.service_id}: the caller's deadline ran out before the call")
             attempts += 1
             url = self._target(instance, out)  # outside the breaker: a bad URL is not the upstream's fault
+            credentials = await self._credentials(instance)
             try:
                 response, sent = await instance.breaker.call(
-                    functools.partial(self._attempt, instance, out, url)
+                    functools.partial(self._attempt, instance, out, url, credentials)
                 )
             except BreakerOpen:  # lost a race for a half-open trial slot: try another instance
                 down.add(instance.url)
@@ -203,10 +206,12 @@ class Upstream:
     ) -> float:
         """Seconds to wait before retrying after a transport error; raise if no retry is allowed."""
         reason = f"cannot connect: {exc}" if isinstance(exc, httpx.ConnectError) else _reason(exc)
-        if not safe or retries + 1 >= self.config.retry.attempts:
+        too_large = isinstance(exc, ResponseTooLarge)  # the same request gets the same answer: no retry
+        if not safe or too_large or retries + 1 >= self.config.retry.attempts:
+            cap = f"gateway.upstreams.{self.service_id}.max_response_bytes"
+            advice = f"ask for less (filter or page) or raise {cap}" if too_large else "retry later"
             raise Unavailable(
-                f"{self.service_id}: {instance.url} failed ({reason}) after {attempts} attempt(s); "
-                "retry later",
+                f"{self.service_id}: {instance.url} failed ({reason}) after {attempts} attempt(s); {advice}",
                 retry_after=1.0,
             ) from exc
         wait = backoff(self.config.retry, retries + 1)
@@ -294,13 +299,37 @@ class Upstream:
             what = "could not connect to any instance (refused, unreachable or TLS handshake failed)"
         else:
             what = "circuit breaker open for every instance"
+            if self.stats.last_error:  # say what opened them (e.g. the OAuth2 token endpoint)
+                what += f" (last error: {self.stats.last_error})"
         return Unavailable(
             f"{self.service_id} is unavailable: {what}; retry later",
             retry_after=min(waits) if waits else 1.0,
         )
 
+    async def _credentials(self, instance: Instance) -> dict[str, str]:
+        """The auth headers for one attempt, obtained *outside* the instance's breaker.
+
+        Without a token the upstream cannot be called, so a token endpoint that cannot give
+        one (:class:`TokenEndpointFailed`) counts against ``instance`` as a failed attempt:
+        the breaker opens after ``failure_threshold`` of them and calls fail fast instead
+        of hammering the token endpoint. What else can fail here (the caller's deadline,
+        Redis) says nothing about the upstream and is not counted at all — inside the
+        breaker it would count as a *success*, resetting a failure streak or closing a
+        half-open breaker."""
+        if self.auth is None:
+            return {}
+        began = time.monotonic()
+        try:
+            return await self.auth.headers()
+        except TokenEndpointFailed as exc:
+            self._record(instance, False, time.monotonic() - began, exc.message)
+            # The breaker counts only what runs through it: run the failure through it.
+            with contextlib.suppress(TokenEndpointFailed, BreakerOpen):
+                await instance.breaker.call(functools.partial(_fail, exc.message))
+            raise
+
     async def _attempt(
-        self, instance: Instance, out: Outgoing, url: httpx.URL
+        self, instance: Instance, out: Outgoing, url: httpx.URL, credentials: dict[str, str]
     ) -> tuple[httpx.Response, dict[str, str]]:
         """One HTTP exchange; 5xx is raised as FailedResult so the breaker counts it.
 
@@ -311,8 +340,7 @@ class Upstream:
         bound_by_caller = left is not None and left < configured
         timeout = min(configured, left) if left is not None else configured
         headers = dict(out.headers)
-        if self.auth is not None:
-            headers.update(await self.auth.headers())
+        headers.update(credentials)
         if out.idempotency_key:
             headers["idempotency-key"] = out.idempotency_key
         connect = min(timeout, self.config.connect_timeout_s)
@@ -344,16 +372,22 @@ class Upstream:
         return response, headers
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
-        """The one seam to the wire: the transport, read fully. No cookies, redirects or
-        client-level auth: a proxy must not carry one caller's cookies into another's call."""
+        """The one seam to the wire: the transport, the body read decoded within
+        ``max_response_bytes`` (:func:`.bodies.read_body`). No cookies, redirects or
+        client-level auth: a proxy must not carry one caller's cookies into another's call.
+
+        The returned response holds the decoded body (``content``) and no longer claims a
+        ``Content-Encoding``."""
         response = await self.transport.handle_async_request(request)
+        wire = response.stream
+        assert isinstance(wire, httpx.AsyncByteStream)  # an async transport's
         try:
-            await response.aread()
-        except httpx.DecodingError as exc:
-            coding = response.headers.get("content-encoding", "")[:40]
-            raise UndecodableBody(f"body does not decode as its Content-Encoding ({coding!r})") from exc
+            body = await read_body(response, self.config.max_response_bytes)
         finally:
-            await response.aclose()
+            await wire.aclose()
+        response.stream = httpx.ByteStream(body)
+        response.headers.pop("content-encoding", None)
+        await response.aread()  # sets `content` from the body already read (no copy)
         return response
 
     def _record(self, instance: Instance, ok: bool, latency: float, error: str) -> None:
@@ -366,4 +400,9 @@ class Upstream:
 
 def _reason(exc: Exception) -> str:
     """A transport error for health and messages: its type, or our own wording of it."""
-    return str(exc) if isinstance(exc, UndecodableBody) else type(exc).__name__
+    return str(exc) if isinstance(exc, BodyError) else type(exc).__name__
+
+
+async def _fail(message: str) -> None:
+    """Raise a token-endpoint failure (run through a breaker to count it)."""
+    raise TokenEndpointFailed(message)

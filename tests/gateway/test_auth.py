@@ -157,3 +157,122 @@ async def test_missing_credentials_make_service_unconfigured(make_upstream, gate
 
 async def _is(value, expected) -> bool:
     return (await value) == expected
+
+
+async def token_failure(stub, service_id: str = "svc") -> str:
+    """Invoke, expect UNAVAILABLE, and return its message."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke(service_id), timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
+    return err.value.details() or ""
+
+
+async def test_failing_token_endpoint_opens_the_breaker(make_upstream, gateway, oauth_env) -> None:
+    """A token endpoint answering 503 is UNAVAILABLE naming it and counts as a breaker failure, so
+    after the threshold calls fail fast without asking it again; once it heals, calls succeed."""
+    up = await make_upstream(oauth_client=("cid", "csecret"), token_status=503)
+    stub = await gateway({"svc": oauth_table(up.url)})  # failure_threshold 3, reset_timeout 0.5 s
+    for _ in range(3):
+        message = await token_failure(stub)
+        assert "OAuth2 token endpoint" in message and "503" in message
+        assert "csecret" not in message
+    health = (await stub.GetServiceHealth(gateway_pb2.GetServiceHealthRequest(service_id="svc"))).health
+    assert health.instances[0].breaker_state == gateway_pb2.BREAKER_STATE_OPEN
+    assert health.consecutive_failures == 3 and "token endpoint" in health.last_error
+    message = await token_failure(stub)  # open: fails fast, still saying what opened it
+    assert "circuit breaker open" in message and "token endpoint" in message
+    assert up.token_requests == 3 and up.requests == []
+    up.token_status = 0
+
+    async def works() -> bool:
+        return (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
+
+    await wait_for(works, timeout=10, interval=0.1, what="calls succeed once the token endpoint heals")
+
+
+async def test_refused_client_credentials_name_the_variables(make_upstream, gateway, monkeypatch) -> None:
+    """Client credentials the token endpoint refuses: UNAVAILABLE naming the variables to check
+    and the OAuth2 error, never their values; each refusal counts against the breaker."""
+    monkeypatch.setenv("TEST_CLIENT_ID", "cid")
+    monkeypatch.setenv("TEST_CLIENT_SECRET", "wrong-secret-value")
+    up = await make_upstream(oauth_client=("cid", "csecret"))
+    stub = await gateway({"svc": oauth_table(up.url)})
+    message = await token_failure(stub)
+    assert "refused the client credentials" in message and "invalid_client" in message
+    assert "$TEST_CLIENT_ID" in message and "$TEST_CLIENT_SECRET" in message
+    assert "wrong-secret-value" not in message and "cid" not in message.replace("TEST_CLIENT_ID", "")
+    health = (await stub.GetServiceHealth(gateway_pb2.GetServiceHealthRequest(service_id="svc"))).health
+    assert health.consecutive_failures == 1 and up.requests == []
+
+
+UNUSABLE = {
+    "bearer-trailing-newline": ({"type": "bearer", "token_env": "TEST_BAD_SECRET"}, "sk_live_SECRET\n"),
+    "bearer-crlf-injection": ({"type": "bearer", "token_env": "TEST_BAD_SECRET"}, "sk_SECRET\r\nX-Evil: 1"),
+    "api-key-non-ascii": (
+        {"type": "api_key", "api_key_env": "TEST_BAD_SECRET", "header": "X-Postmark-Server-Token"},
+        "clé-SECRET",
+    ),
+    "api-key-trailing-space": ({"type": "api_key", "api_key_env": "TEST_BAD_SECRET"}, "SECRET "),
+    "basic-password-escape": (
+        {"type": "basic", "username_env": "TEST_USER", "password_env": "TEST_BAD_SECRET"},
+        "pw\x1bSECRET",
+    ),
+    "oauth2-secret-delete": (
+        {
+            "type": "oauth2_client_credentials",
+            "client_id_env": "TEST_USER",
+            "client_secret_env": "TEST_BAD_SECRET",
+        },
+        "SECRET\x7f",
+    ),
+}
+
+
+@pytest.mark.parametrize("auth,value", list(UNUSABLE.values()), ids=list(UNUSABLE))
+async def test_unusable_credential_is_a_configuration_error(
+    make_upstream, gateway, monkeypatch, auth: dict, value: str
+) -> None:
+    """A secret no request can carry (control characters, CR/LF, non-ASCII or surrounding spaces
+    in a header) is caught at start: the upstream is UNCONFIGURED and Invoke is FAILED_PRECONDITION
+    naming the variable and the problem, never the value — not INTERNAL on every call."""
+    monkeypatch.setenv("TEST_USER", "wed")
+    monkeypatch.setenv("TEST_BAD_SECRET", value)
+    up = await make_upstream()
+    stub = await gateway({"svc": upstream_table([up.url], auth=auth)})
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke("svc"), timeout=10)
+    message = err.value.details() or ""
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, message
+    assert "$TEST_BAD_SECRET is unusable" in message
+    assert "SECRET" not in message.replace("TEST_BAD_SECRET", "")
+    services = (await stub.ListServices(gateway_pb2.ListServicesRequest())).services
+    assert services[0].status == gateway_pb2.SERVICE_STATUS_UNCONFIGURED
+    assert up.requests == [] and up.token_requests == 0
+
+
+async def test_trailing_newline_is_pointed_out(make_upstream, gateway, monkeypatch) -> None:
+    """The usual culprit, a newline at the end (from a secrets file), is named as such."""
+    monkeypatch.setenv("TEST_BAD_SECRET", "sk_live_SECRET\n")
+    up = await make_upstream()
+    stub = await gateway(
+        {"svc": upstream_table([up.url], auth={"type": "bearer", "token_env": "TEST_BAD_SECRET"})}
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke("svc"), timeout=10)
+    assert "control character 0x0a at the end" in (err.value.details() or "")
+
+
+async def test_unusable_base_url_variable_is_named(make_upstream, gateway, monkeypatch) -> None:
+    """A base-URL variable holding a control character makes only its upstream UNCONFIGURED
+    (naming the variable) instead of failing start-up or blaming callers' paths."""
+    up = await make_upstream()
+    monkeypatch.setenv("TEST_BAD_URL", f"{up.url}/a\x1bb")
+    stub = await gateway(
+        {"bad": upstream_table([], base_urls_env="TEST_BAD_URL"), "fine": upstream_table([up.url])}
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke("bad"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "$TEST_BAD_URL is unusable" in (err.value.details() or "")
+    assert (await stub.Invoke(invoke("fine"), timeout=10)).status_code == 200
+    assert len(up.requests) == 1

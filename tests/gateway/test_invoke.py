@@ -175,6 +175,12 @@ async def test_connection_reset_is_retried(resetting_server, gateway) -> None:
         "/v1/%2e%2e/admin",
         "/v1/%2E%2E/admin",
         "/v1/%252e%252e/admin",
+        "/v1/..;/admin",
+        "/v1/..;jsessionid=x/admin",
+        "/v1/.;/admin",
+        "/v1/%2e%2e;/admin",
+        "/v1/..%3b/admin",
+        "/..;/admin",
         "//evil.example.com/x",
         "http://evil.example.com/x",
         "/http://evil.example.com/x",
@@ -196,6 +202,19 @@ async def test_path_escape_attempts_are_refused(make_upstream, gateway, path: st
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "path" in err.value.details()
     assert up.requests == []
+
+
+async def test_dot_segment_with_parameters_is_refused_saying_why(make_upstream, gateway) -> None:
+    """'..;' is refused as '..' is (servers that drop ';' parameters climb on it), and the message
+    says so; a ';' elsewhere in a segment is fine and reaches the upstream."""
+    up = await make_upstream()
+    stub = await gateway({"svc": upstream_table([up.url + "/base"])})
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke("svc", "/v1/..;/admin"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'..;'" in err.value.details() and "segments" in err.value.details()
+    reply = await stub.Invoke(invoke("svc", "/v1/a;v=1/..x;/b"), timeout=10)
+    assert reply.status_code == 200 and up.requests[0].path.startswith("/base/v1/a")
 
 
 async def test_path_is_joined_under_the_base_path(make_upstream, gateway) -> None:

@@ -415,3 +415,47 @@ async def test_invalid_currency_and_nan_rating_through_invoke(make_upstream, gat
         reply.normalization == gateway_pb2.NORMALIZATION_STATUS_FAILED
         and "rating" in reply.normalization_error
     )
+
+
+POSTMARK_SENT = {"To": "a@example.com", "MessageID": "m1", "ErrorCode": 0, "Message": "OK"}
+POSTMARK_GARBLED_INTEGERS = {
+    "error-code-word": ("ErrorCode", dict(POSTMARK_SENT, ErrorCode="oops"), []),
+    "error-code-fraction": ("ErrorCode", dict(POSTMARK_SENT, ErrorCode=406.5), []),
+    "error-code-negative": ("ErrorCode", dict(POSTMARK_SENT, ErrorCode=-1), []),
+    "error-code-bool": ("ErrorCode", dict(POSTMARK_SENT, ErrorCode=False), []),
+    "error-code-object": ("ErrorCode", dict(POSTMARK_SENT, ErrorCode={"code": 406}), []),
+    "total-count-word": ("TotalCount", {"TotalCount": "lots", "Messages": []}, []),
+    "total-count-arabic-digit": ("TotalCount", {"TotalCount": "٣", "Messages": []}, []),
+    "offset-padded": ("offset", {"TotalCount": 3, "Messages": []}, [("offset", " 2")]),
+    "offset-word": ("offset", {"TotalCount": 3, "Messages": []}, [("offset", "ten")]),
+}
+
+
+@pytest.mark.parametrize(
+    "field,body,query", list(POSTMARK_GARBLED_INTEGERS.values()), ids=list(POSTMARK_GARBLED_INTEGERS)
+)
+def test_postmark_garbled_integer_is_an_error_not_zero(field: str, body: dict, query: list) -> None:
+    """A Postmark integer (ErrorCode, TotalCount, the asked offset) that is not a whole number
+    raises naming the field, instead of being read as 0 (a rejected send reported QUEUED)."""
+    with pytest.raises(ValueError) as err:
+        NORMALIZERS["postmark"](Document(200, body, "GET", "/email", query))
+    assert field in str(err.value)
+
+
+def test_postmark_integers_as_sent_are_read() -> None:
+    """Integers, whole floats, digit strings and absent values are still read (absent = 0)."""
+    assert run("postmark", dict(POSTMARK_SENT, ErrorCode="406")).email.status == ES.EMAIL_STATUS_FAILED
+    assert run("postmark", dict(POSTMARK_SENT, ErrorCode=0.0)).email.status == ES.EMAIL_STATUS_QUEUED
+    assert run("postmark", dict(POSTMARK_SENT, ErrorCode=None)).email.status == ES.EMAIL_STATUS_QUEUED
+    page = run("postmark", {"TotalCount": "5", "Messages": []}, query=[("offset", "2")]).email_list
+    assert page.has_more and page.next_cursor == "2"
+
+
+async def test_postmark_garbled_error_code_through_invoke_is_failed(make_upstream, gateway) -> None:
+    """Through Invoke, a send answer with a garbled ErrorCode is FAILED naming it — not a QUEUED email."""
+    up = await make_upstream(body=dict(POSTMARK_SENT, ErrorCode="oops"))
+    stub = await gateway({"mail": upstream_table([up.url], normalizer="postmark")})
+    reply = await stub.Invoke(invoke("mail", method="POST", body=b"{}"), timeout=10)
+    assert reply.status_code == 200
+    assert reply.normalization == gateway_pb2.NORMALIZATION_STATUS_FAILED
+    assert "ErrorCode" in reply.normalization_error and not reply.WhichOneof("normalized")

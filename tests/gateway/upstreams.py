@@ -57,6 +57,7 @@ class FakeUpstream:
     oauth_client: tuple[str, str] | None = None  # (id, secret) the token endpoint accepts
     token_ttl_s: float = 60.0
     token_delay_s: float = 0.0
+    token_status: int = 0  # when set, the token endpoint answers this status (an OAuth2 error body)
     gzip: bool = False  # compress answers when the request accepts gzip
     gate: asyncio.Event | None = None  # when set, requests wait for it before answering
     requests: list[Seen] = field(default_factory=list)
@@ -84,6 +85,8 @@ class FakeUpstream:
         self.token_requests += 1
         if self.token_delay_s:
             await asyncio.sleep(self.token_delay_s)
+        if self.token_status:
+            return JSONResponse({"error": "temporarily_unavailable"}, status_code=self.token_status)
         expected = self.oauth_client
         auth = request.headers.get("authorization", "")
         if expected is None or auth != "Basic " + base64.b64encode(":".join(expected).encode()).decode():

@@ -59,8 +59,8 @@ def normalize_postmark(doc: Document) -> Normalized | None:
         return Normalized("email", _message(body))
     if isinstance(body.get("Messages"), list) and "TotalCount" in body:
         messages = [_message(m) for m in body["Messages"]]
-        offset = _int(dict(doc.query).get("offset"))
-        total = _int(body.get("TotalCount"))
+        offset = _int(dict(doc.query).get("offset"), "offset")
+        total = _int(body.get("TotalCount"), "TotalCount")
         has_more = offset + len(messages) < total
         return Normalized(
             "email_list",
@@ -78,7 +78,7 @@ def _is_send(item: Any) -> bool:
 
 
 def _send(item: dict[str, Any]) -> gateway_pb2.EmailMessage:
-    failed = _int(item.get("ErrorCode")) != 0
+    failed = _int(item.get("ErrorCode"), "ErrorCode") != 0
     m = gateway_pb2.EmailMessage(
         id=text(item.get("MessageID")),
         provider="postmark",
@@ -155,8 +155,20 @@ def _addresses(value: Any) -> list[str]:
     return out
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+def _int(value: Any, field: str) -> int:
+    """A non-negative whole number Postmark sends (``ErrorCode``, ``TotalCount``) or the
+    ``offset`` the search was asked for; absent (None) is 0.
+
+    Anything else raises ValueError, so the answer is FAILED with the reason: read as 0, a
+    garbled ``ErrorCode`` would report a rejected message as QUEUED and a garbled
+    ``TotalCount`` would end paging early. Strings must be plain ASCII digits (``int()``
+    also takes " 7", "1_0" and "٣"); floats only when whole, as JSON may write 3.0."""
+    if value is None:
         return 0
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"{field} {str(value)[:32]!r} is not a whole number of at least 0")

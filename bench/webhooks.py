@@ -43,6 +43,8 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from peak_procs import cpu_seconds  # noqa: E402
+
 from services.core.local_redis import die_with_parent, free_port, start_redis_server  # noqa: E402
 from wedsync.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc  # noqa: E402
 
@@ -118,15 +120,6 @@ def steal_ms() -> float:
         return 0.0
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (0 once it has gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # Processes whose CPU per webhook each open-loop phase prints (label -> pid), set in main().
 WATCH: dict[str, int] = {}
 
@@ -135,7 +128,7 @@ def cpu_report(before: dict[str, float], n: int) -> str:
     """CPU ms per webhook of each watched process since ``before`` (those that used any)."""
     parts = []
     for label, pid in WATCH.items():
-        used = cpu_s(pid) - before.get(label, cpu_s(pid))
+        used = cpu_seconds(pid) - before.get(label, cpu_seconds(pid))
         if used > 0:
             parts.append(f"{label} {used / n * 1000:.2f}")
     return ", ".join(parts)
@@ -221,7 +214,7 @@ async def open_loop(
             errors += 1
 
     stolen = steal_ms()
-    cpu_before = {label: cpu_s(pid) for label, pid in WATCH.items()}
+    cpu_before = {label: cpu_seconds(pid) for label, pid in WATCH.items()}
     # The load generator's own garbage collection would pause its sends: a full collection
     # over the requests and tasks of a phase takes 30-40 ms here, which the latencies (taken
     # from the scheduled times) would charge to the server. Off while the clock runs.

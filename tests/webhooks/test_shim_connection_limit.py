@@ -9,55 +9,20 @@ connections fill the limit and the test waits until the server holds them all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 
 from services.core.config import ShimConfig
 from services.core.local_redis import free_port
 from services.webhooks.shim import DEFAULT_RETRY_AFTER_S, uvicorn_server
 from tests.waiting import wait_for
-from wedsync.webhooks.v1 import webhooks_pb2
+from tests.webhooks.shim_serving import InstantIntake, serving
 
 LIMIT = 16  # the smallest max_connections the config allows
 READ_WITHIN_S = 15.0
-
-
-class InstantIntake:
-    """Accepts every webhook at once: the limit, not intake, is under test."""
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def ready(self) -> str | None:
-        return None
-
-    async def ingest(
-        self, provider_id: str, headers: dict[str, str], body: bytes, remote_addr: str
-    ) -> webhooks_pb2.IngestResponse:
-        return webhooks_pb2.IngestResponse(event_id="whe_1")
-
-
-@contextlib.asynccontextmanager
-async def serving(config: ShimConfig, http: str) -> AsyncIterator[uvicorn.Server]:
-    server: uvicorn.Server = uvicorn_server(
-        config, InstantIntake(), host="127.0.0.1", port=config.port, http=http
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_for(lambda: server.started, what="shim started")
-        yield server
-    finally:
-        server.should_exit = True
-        await task
 
 
 def refused_count() -> float:
@@ -82,7 +47,9 @@ async def test_request_past_max_connections_gets_503_with_retry_after(http: str)
     error and the connection is closed; once connections are released, requests pass again."""
     config = ShimConfig(port=free_port(), max_connections=LIMIT, header_timeout_s=120)
     idle: list[asyncio.StreamWriter] = []
-    async with serving(config, http) as server:
+    async with serving(
+        uvicorn_server(config, InstantIntake(), host="127.0.0.1", port=config.port, http=http)
+    ) as server:
         try:
             for _ in range(LIMIT - 1):
                 idle.append((await asyncio.open_connection("127.0.0.1", config.port))[1])

@@ -13,30 +13,21 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
 from services.core.config import ShimConfig
 from services.core.local_redis import free_port
 from services.webhooks.shim import raise_open_file_limit, uvicorn_server
 from tests.waiting import wait_for
+from tests.webhooks.shim_serving import InstantIntake, serving
 from wedsync.webhooks.v1 import webhooks_pb2
 
 
-class GatedIntake:
+class GatedIntake(InstantIntake):
     """Holds each ingest until ``release`` is set; counts how many are held."""
 
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.held = 0
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def ready(self) -> str | None:
-        return None
 
     async def ingest(
         self, provider_id: str, headers: dict[str, str], body: bytes, remote_addr: str
@@ -47,15 +38,9 @@ class GatedIntake:
 
 
 @contextlib.asynccontextmanager
-async def serving(config: ShimConfig, intake: GatedIntake) -> AsyncIterator[str]:
-    server: uvicorn.Server = uvicorn_server(config, intake, host="127.0.0.1", port=config.port)
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_for(lambda: server.started, what="shim started")
+async def serving_at(config: ShimConfig, intake: GatedIntake) -> AsyncIterator[str]:
+    async with serving(uvicorn_server(config, intake, host="127.0.0.1", port=config.port)):
         yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def post(client: httpx.AsyncClient) -> asyncio.Task[httpx.Response]:
@@ -67,7 +52,7 @@ async def test_a_webhook_past_max_in_flight_waits_its_turn() -> None:
     """With every slot taken, the next webhook waits (not refused) and passes once one frees."""
     config = ShimConfig(port=free_port(), max_in_flight=2, admission_wait_s=60)
     intake = GatedIntake()
-    async with serving(config, intake) as base, httpx.AsyncClient(base_url=base, timeout=90) as client:
+    async with serving_at(config, intake) as base, httpx.AsyncClient(base_url=base, timeout=90) as client:
         held = [post(client), post(client)]
         await wait_for(lambda: intake.held == 2, what="two webhooks held by intake")
         waiting = post(client)
@@ -83,7 +68,7 @@ async def test_a_webhook_that_waits_too_long_gets_503_with_retry_after() -> None
     """Past admission_wait_s without a free slot: 503 + Retry-After, intake never called."""
     config = ShimConfig(port=free_port(), max_in_flight=1, admission_wait_s=0.2)
     intake = GatedIntake()
-    async with serving(config, intake) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+    async with serving_at(config, intake) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
         held = post(client)
         await wait_for(lambda: intake.held == 1, what="one webhook held by intake")
         shed = await post(client)

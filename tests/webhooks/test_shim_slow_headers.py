@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from tests.tls_certs import make_pki
 from tests.waiting import wait_for
 from tests.webhooks.conftest import SUPPLIER_SECRET
 from tests.webhooks.payloads import supplier_body, supplier_headers
+from tests.webhooks.shim_serving import serving
 
 Start = Callable[..., Awaitable[ServiceHost]]
 HEAD_TIMEOUT_S = 1.5
@@ -38,17 +39,6 @@ CLOSED_WITHIN_S = 15.0  # generous: a dripped head below takes over 40 s to fini
 DRIP_INTERVAL_S = 1.0  # a byte a second
 SLOW_HEAD = b"POST /webhooks/supplier_platform HTTP/1.1\r\nhost: shim\r\ncontent-type: application/json\r\n"
 NO_INTAKE = "127.0.0.1:1"  # these routes never reach intake
-
-
-@contextlib.asynccontextmanager
-async def serving(server: uvicorn.Server) -> AsyncIterator[uvicorn.Server]:
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_for(lambda: server.started, what="shim started")
-        yield server
-    finally:
-        server.should_exit = True
-        await task
 
 
 def shim_server(config: ShimConfig, http: str = "httptools", **ssl_options: Any) -> uvicorn.Server:

@@ -4,21 +4,30 @@
 with no bound (a gzip body grows up to ~1000x), so a size check after it, or on the raw
 bytes, comes too late: one answer could take the gateway's memory. :func:`read_body`
 reads the raw stream chunk by chunk, inflates each ``Content-Encoding`` layer with zlib's
-``max_length`` set to what is left of the cap, and stops at the first byte past it
+``max_length`` bounded by what is left of the cap, and stops at the first byte past it
 (:class:`ResponseTooLarge`). The body held never passes the cap (joining the parts
-copies it once).
+copies it once). Inner layers of a stacked coding (``gzip, gzip``) get some slack
+(:func:`_slack`): what they produce is the next layer's compressed data, which may be a
+little longer than the body it decodes to; only the final, decoded size is held
+exactly to the cap.
 
 Codings are undone as httpx undoes them — ``gzip``, ``deflate`` (zlib-wrapped, or raw on
-the first bytes' failure), in reverse order of the header; ``identity`` and codings httpx
-has no decoder for here (``br``, ``zstd`` without their packages) are left as sent — so a
-body that does not decode is :class:`UndecodableBody`, as it was with httpx's decoders.
+the first bytes' failure) — from the outermost (last in the header) inwards, stopping
+at the first coding there is no decoder for here (``br``, ``zstd``): that one and those
+under it stay applied, and :func:`plan` says which (the caller keeps them in
+``Content-Encoding``). ``identity`` is nothing to undo. A body that does not decode is
+:class:`UndecodableBody`, as it was with httpx's decoders.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 
 import httpx
+
+DECODABLE = ("gzip", "deflate")
+SLACK_BYTES = 64 * 1024
 
 
 class BodyError(httpx.RemoteProtocolError):
@@ -33,8 +42,12 @@ class UndecodableBody(BodyError):
     INTERNAL and count as a breaker *success*."""
 
 
-class ResponseTooLarge(BodyError):
-    """The body (decoded) is longer than the cap; reading stopped there."""
+class ResponseTooLarge(Exception):
+    """The body (decoded) is longer than the cap; reading stopped there.
+
+    Deliberately no transport error: the upstream answered, it is the *request* that
+    asks for more than the gateway returns. Not counted against the breaker, not
+    retried (the same request would get the same answer)."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"the answer is larger than {limit} bytes")
@@ -56,8 +69,10 @@ class _Inflate:
 
     def feed(self, data: bytes, room: int) -> bytes:
         """Inflate ``data`` into at most ``room`` bytes, else :class:`_Overflow` (zlib stops
-        at ``room + 1``: the rest is never inflated). An inner layer of a doubly-encoded
-        body is held to the cap too."""
+        at ``room + 1``: the rest is never inflated). Empty input is no first bytes: it
+        cannot tell zlib-wrapped from raw deflate."""
+        if not data:
+            return b""
         try:
             out = self._z.decompress(data, room + 1)
         except zlib.error as exc:
@@ -81,9 +96,28 @@ class _Inflate:
         return UndecodableBody(f"body does not decode as its Content-Encoding ({self.coding!r})")
 
 
-def _layers(response: httpx.Response) -> list[_Inflate]:
-    codings = [c.strip().lower() for c in response.headers.get_list("content-encoding", split_commas=True)]
-    return [_Inflate(c) for c in reversed(codings) if c in ("gzip", "deflate")]
+def plan(codings: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``Content-Encoding`` values (in header order) → (codings to undo, outermost first;
+    codings left applied, in header order). Undoing stops at the first coding with no
+    decoder here: what lies under it cannot be reached."""
+    applied = [c.strip().lower() for c in codings if c.strip()]
+    undo: list[str] = []
+    while applied and (applied[-1] in DECODABLE or applied[-1] == "identity"):
+        coding = applied.pop()
+        if coding != "identity":
+            undo.append(coding)
+    return undo, applied
+
+
+def content_codings(response: httpx.Response) -> list[str]:
+    return response.headers.get_list("content-encoding", split_commas=True)
+
+
+def _slack(room: int) -> int:
+    """How much more than the room left an inner layer may produce in one go: its output
+    is compressed data of the next layer — at most an eighth longer than what it decodes
+    to (deflate's worst case, 9-bit literals) plus headers and stored-block framing."""
+    return room // 8 + SLACK_BYTES
 
 
 async def read_body(response: httpx.Response, limit: int) -> bytes:
@@ -91,7 +125,7 @@ async def read_body(response: httpx.Response, limit: int) -> bytes:
     ``limit`` bytes. Reads ``response.stream``; closing it is the caller's job."""
     stream = response.stream
     assert isinstance(stream, httpx.AsyncByteStream)
-    layers = _layers(response)
+    layers = [_Inflate(c) for c in plan(content_codings(response))[0]]
     parts: list[bytes] = []
     size = 0
 
@@ -103,15 +137,21 @@ async def read_body(response: httpx.Response, limit: int) -> bytes:
             parts.append(data)
             size += len(data)
 
+    def room(index: int) -> int:
+        left = limit - size
+        return left if index == len(layers) - 1 else left + _slack(left)
+
     try:
         async for chunk in stream:
-            for layer in layers:
-                chunk = layer.feed(chunk, limit - size)
+            if not chunk:
+                continue
+            for index, layer in enumerate(layers):
+                chunk = layer.feed(chunk, room(index))
             keep(chunk)
         if layers:
             tail = b""
-            for layer in layers:
-                tail = layer.feed(tail, limit - size) + layer.finish()
+            for index, layer in enumerate(layers):
+                tail = layer.feed(tail, room(index)) + layer.finish()
             keep(tail)
     except _Overflow:
         raise ResponseTooLarge(limit) from None

@@ -28,8 +28,10 @@ from services.gateway.upstream import Upstream
 
 
 def is_failure(exc: BaseException) -> bool:
-    """What counts against a breaker: connection errors, upstream timeouts, malformed or
-    oversized answers, and a token endpoint that gives no token (5xx come as results)."""
+    """What counts against a breaker: connection errors, upstream timeouts, malformed
+    answers, and a token endpoint that gives no token (5xx come as results). Not an
+    answer larger than ``max_response_bytes`` (:class:`~.bodies.ResponseTooLarge`): the
+    upstream answered, the caller asked for too much."""
     return isinstance(exc, httpx.TransportError | TokenEndpointFailed)
 
 

@@ -223,10 +223,11 @@ def _connection_listed(headers: Mapping[str, str]) -> set[str]:
 
 def response_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Upstream response headers for the caller: lower-cased, repeats joined with ", ",
-    hop-by-hop ones dropped, and the body's transfer coding removed (the body is returned
-    decoded, so ``content-encoding``/``content-length`` would describe other bytes)."""
+    hop-by-hop ones dropped (``content-length`` too: the body is returned decoded). A
+    ``content-encoding`` left by ``Upstream._send`` names codings still applied to the body
+    (one the gateway has no decoder for) and is kept."""
     items = list(pairs)
-    drop = HOP_BY_HOP | {"content-encoding"}
+    drop = set(HOP_BY_HOP)
     for name, value in items:
         if name.lower() == "connection":
             drop |= {part.strip().lower() for part in value.split(",") if part.strip()}

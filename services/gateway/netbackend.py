@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -275,3 +276,60 @@ def httpcore_transport(
         network_backend=AsyncioBackend(),
     )
     return transport
+
+
+async def abandon_stream(response: httpx.Response) -> None:
+    """Let go of an answer whose body will not be read to the end (it passed the cap),
+    without harming the connection it came on. Call before closing the response.
+
+    HTTP/1.1 needs nothing: closing a response mid-body closes its connection (both
+    pools). On HTTP/2 httpcore (1.0) only forgets the stream: it sends no RST_STREAM, so
+    the server keeps sending the rest of the body, and the DATA frames of the forgotten
+    stream are counted against the *connection's* receive window but never acknowledged
+    (httpcore acknowledges a frame only when the body's reader takes it). The window,
+    16 MiB, shrinks for good: one answer with 16 MiB left unread stalls every later
+    stream on that connection until its read timeout. So the stream is reset here
+    (RST_STREAM CANCEL: the server stops, and h2 itself acknowledges frames still in
+    flight for a closed stream), and what httpcore had already queued for it is
+    acknowledged. This reaches into httpcore's HTTP/2 connection (as
+    :func:`httpcore_transport` reaches into httpx); if its layout changes, the whole
+    connection is closed instead (tests/gateway/test_http2.py fails on it: an exchange in
+    flight on the same connection would be lost)."""
+    if response.extensions.get("http_version") != b"HTTP/2":
+        return
+    found = _http2_stream(response.stream)
+    if found is None:
+        network = response.extensions.get("network_stream")
+        if network is not None:
+            with contextlib.suppress(Exception):  # closing anyway: nothing to add
+                await network.aclose()
+        return
+    import h2.errors
+    import h2.events
+    import h2.exceptions
+
+    connection, stream_id, request = found
+    state = connection._h2_state
+    with contextlib.suppress(h2.exceptions.ProtocolError):  # the stream (or connection) already ended
+        state.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    for event in connection._events.get(stream_id, ()):
+        if isinstance(event, h2.events.DataReceived) and event.flow_controlled_length:
+            state.acknowledge_received_data(event.flow_controlled_length, stream_id)
+    with contextlib.suppress(Exception):  # a failed write marks the connection broken: httpcore drops it
+        await connection._write_outgoing_data(request)
+
+
+def _http2_stream(stream: Any) -> tuple[Any, int, Any] | None:
+    """(httpcore HTTP/2 connection, stream id, httpcore request) behind an httpx
+    response stream of :func:`httpcore_transport`, or None."""
+    from httpcore._async.http2 import HTTP2ConnectionByteStream
+
+    inner = getattr(getattr(stream, "_httpcore_stream", None), "_stream", None)  # httpx → pool → conn
+    if not isinstance(inner, HTTP2ConnectionByteStream):
+        return None
+    connection = getattr(inner, "_connection", None)
+    stream_id = getattr(inner, "_stream_id", None)
+    request = getattr(inner, "_request", None)
+    if connection is None or not isinstance(stream_id, int) or not hasattr(connection, "_h2_state"):
+        return None
+    return connection, stream_id, request

@@ -14,7 +14,15 @@ A token endpoint that gives no token — unreachable, timing out, answering anyt
 :class:`TokenEndpointFailed` (UNAVAILABLE): the upstream cannot be called without a token,
 so the caller counts it against the upstream instance's breaker
 (:meth:`~services.gateway.upstream.Upstream._credentials`). Messages name the variables
-to check, never their values.
+to check, never their values. A token request cut short by the *caller's* deadline is
+DEADLINE_EXCEEDED instead, and no endpoint failure. A failure is remembered for
+:data:`FAILURE_TTL_S` (at most its ``retry_after``): calls that were waiting for that
+fetch, or come right after it, get it again (:attr:`TokenEndpointFailed.repeated`)
+instead of each asking the endpoint once more.
+
+The client authenticates with HTTP Basic as RFC 6749 §2.3.1 says: client id and secret
+each form-urlencoded, then joined with ``:`` and base64-encoded (a ``:`` or ``+`` in a
+secret reaches the provider as the secret, not as a separator or a space).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +45,7 @@ from services.core.errors import DeadlineExceeded, Unavailable, translate_redis_
 from services.core.keys import gateway_key
 from services.core.lua import lua_source
 from services.core.redis_client import AnyRedis
-from services.gateway.bodies import BodyError, read_body
+from services.gateway.bodies import BodyError, ResponseTooLarge, read_body
 
 log = logging.getLogger("wedmesh.gateway.oauth2")
 
@@ -44,6 +53,7 @@ LOCK_TTL_S = 10.0
 POLL_INTERVAL_S = 0.05
 DEFAULT_EXPIRES_IN_S = 3600
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024  # a token answer is a few KB; read no more than this
+FAILURE_TTL_S = 1.0  # a token-endpoint failure is re-raised to callers for this long
 _ACCESS_TOKEN = re.compile(r"[\x21-\x7e]+")  # what `Authorization: Bearer <token>` can carry
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # RFC 6749 §5.2 `error`, e.g. invalid_client
 _COMPARE_DELETE = lua_source("services.gateway", "compare_delete")
@@ -53,7 +63,12 @@ class TokenEndpointFailed(Unavailable):
     """No token could be had from the token endpoint; the message says why and what to check.
 
     Counted against the upstream instance's breaker (``factory.is_failure``), unlike a
-    caller's deadline or a Redis error met while waiting for a token."""
+    caller's deadline or a Redis error met while waiting for a token — except when
+    ``repeated``: a remembered failure handed to another caller, already counted once."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, repeated: bool = False) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.repeated = repeated
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,7 @@ class ClientCredentials:
         self.cache_key = gateway_key(service_id, "oauth2", "token")
         self.lock_key = gateway_key(service_id, "oauth2", "lock")
         self._local: Token | None = None
+        self._failed: tuple[TokenEndpointFailed, float] | None = None  # (failure, until monotonic)
         self._lock = asyncio.Lock()
         self._compare_delete: Any = redis.register_script(_COMPARE_DELETE)
         self.fetches = 0  # token requests this process made (for tests and metrics)
@@ -113,13 +129,28 @@ class ClientCredentials:
         local = self._local
         if local and local.fresh(time.time()):
             return local.access_token
+        self._raise_recent_failure()
         async with self._lock:
             local = self._local
             if local and local.fresh(time.time()):
                 return local.access_token
-            token = await self._shared_token()
+            self._raise_recent_failure()  # the fetch these callers waited for failed
+            try:
+                token = await self._shared_token()
+            except TokenEndpointFailed as exc:
+                ttl = min(FAILURE_TTL_S, exc.retry_after if exc.retry_after is not None else FAILURE_TTL_S)
+                self._failed = (exc, time.monotonic() + ttl)
+                raise
+            self._failed = None
             self._local = token
             return token.access_token
+
+    def _raise_recent_failure(self) -> None:
+        """Re-raise the token endpoint's failure while it is remembered (marked ``repeated``)."""
+        failed = self._failed
+        if failed is not None and time.monotonic() < failed[1]:
+            exc = failed[0]
+            raise TokenEndpointFailed(exc.message, retry_after=exc.retry_after, repeated=True)
 
     async def invalidate(self, access_token: str) -> None:
         """Forget ``access_token`` (the upstream said 401), here and in Redis."""
@@ -160,8 +191,10 @@ class ClientCredentials:
             await asyncio.sleep(POLL_INTERVAL_S)
 
     async def _fetch(self) -> Token:
-        timeout = deadlines.time_left(self.timeout_s)
-        if timeout is not None and timeout <= 0:
+        left = deadlines.time_left()
+        bound_by_caller = left is not None and left < self.timeout_s
+        timeout = min(self.timeout_s, left) if left is not None else self.timeout_s
+        if timeout <= 0:
             raise DeadlineExceeded(f"{self.service_id}: deadline ran out before the OAuth2 token request")
         form = {"grant_type": "client_credentials"}
         if self.scope:
@@ -173,13 +206,17 @@ class ClientCredentials:
                 "POST",
                 self.token_url,
                 data=form,
-                auth=(self.client_id.get_secret_value(), self.client_secret.get_secret_value()),
+                auth=self._basic_auth(),
                 timeout=timeout,
             ) as response:
                 body = await read_body(response, MAX_TOKEN_RESPONSE_BYTES)
         except httpx.TimeoutException as exc:
+            if bound_by_caller:  # the caller gave up, as in Upstream._attempt: not the endpoint's fault
+                raise DeadlineExceeded(
+                    f"{self.service_id}: the caller's deadline ran out waiting for the OAuth2 token endpoint"
+                ) from exc
             raise TokenEndpointFailed(f"{where} timed out; retry later", retry_after=1.0) from exc
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, ResponseTooLarge) as exc:
             raise TokenEndpointFailed(
                 f"{where} cannot be reached or read ({_why(exc)}); check the token URL or retry later",
                 retry_after=1.0,
@@ -188,10 +225,12 @@ class ClientCredentials:
             raise TokenEndpointFailed(f"{where} {self._refusal(response.status_code, body)}", retry_after=5.0)
         try:
             data = json.loads(body)
-            access = str(data["access_token"])
+            access = data["access_token"]
+            if not isinstance(access, str):  # null, a number: no token (str() made "None" one)
+                raise TypeError("access_token is not a string")
             expires_in = float(data.get("expires_in") or DEFAULT_EXPIRES_IN_S)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            missing = f"{where} answered 200 without an access_token"
+            missing = f"{where} answered 200 without an access_token (a string)"
             raise TokenEndpointFailed(missing, retry_after=5.0) from exc
         if not _ACCESS_TOKEN.fullmatch(access):
             raise TokenEndpointFailed(
@@ -202,6 +241,13 @@ class ClientCredentials:
         margin = min(self.refresh_margin_s, expires_in / 2)
         log.info("oauth2 token fetched", extra={"service_id": self.service_id, "expires_in": expires_in})
         return Token(access, now + expires_in, now + expires_in - margin)
+
+    def _basic_auth(self) -> tuple[str, str]:
+        """Client id and secret for HTTP Basic, form-urlencoded first (RFC 6749 §2.3.1)."""
+        return (
+            urllib.parse.quote_plus(self.client_id.get_secret_value()),
+            urllib.parse.quote_plus(self.client_secret.get_secret_value()),
+        )
 
     def _refusal(self, status: int, body: bytes) -> str:
         """Why a non-200 token answer came, and what to check; the OAuth2 ``error`` code
@@ -220,6 +266,6 @@ class ClientCredentials:
         return f"answered HTTP {status}{named}; check the token URL or retry later"
 
 
-def _why(exc: httpx.TransportError) -> str:
+def _why(exc: httpx.TransportError | ResponseTooLarge) -> str:
     """A transport error in a message: our own wording of a body error, else its type."""
-    return str(exc) if isinstance(exc, BodyError) else type(exc).__name__
+    return str(exc) if isinstance(exc, BodyError | ResponseTooLarge) else type(exc).__name__

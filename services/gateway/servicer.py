@@ -21,10 +21,11 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from services.core.auth import current_caller
-from services.core.errors import NotFound, ResourceExhausted
+from services.core.errors import FailedPrecondition, NotFound, ResourceExhausted
 from services.gateway import health, hygiene
 from services.gateway.gateway import Gateway
 from services.gateway.normalizers import NORMALIZERS, Document
+from services.gateway.settings import MAX_REPLY_BYTES
 from services.gateway.upstream import Outgoing, Result, Upstream
 from wedsync.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -116,6 +117,37 @@ def _peer_identity(context: grpc.aio.ServicerContext) -> str:
 
 
 def render(result: Result, up: Upstream, out: Outgoing, *, raw_only: bool) -> gateway_pb2.InvokeResponse:
+    """The reply, never past the gRPC message limit (:data:`MAX_REPLY_BYTES`).
+
+    gRPC would refuse a larger one only while sending it, as RESOURCE_EXHAUSTED with no
+    hint why. The body is at most ``max_response_bytes`` (at most half the limit), so it
+    is the normalised copy that can push a reply over: then it is left out (normalisation
+    FAILED, saying so; the body stays). Should the body and headers alone not fit, the
+    call is FAILED_PRECONDITION naming the cap to lower."""
+    reply = _render(result, up, out, raw_only=raw_only)
+    size = reply.ByteSize()
+    if size <= MAX_REPLY_BYTES:
+        return reply
+    field = reply.WhichOneof("normalized")
+    if field is not None:
+        reply.ClearField(field)
+        reply.normalization = gateway_pb2.NORMALIZATION_STATUS_FAILED
+        reply.normalization_error = (
+            f"{up.config.normalizer} normalised form left out: with it the reply would be {size} bytes, "
+            f"past the gRPC message limit of {MAX_REPLY_BYTES}; the raw body is complete (ask for "
+            "less to get it normalised)"
+        )
+        size = reply.ByteSize()
+        if size <= MAX_REPLY_BYTES:
+            return reply
+    raise FailedPrecondition(
+        f"{up.service_id}: the reply would be {size} bytes ({len(reply.body)} of body), past the gRPC "
+        f"message limit of {MAX_REPLY_BYTES}; ask for less (filter or page) or lower "
+        f"gateway.upstreams.{up.service_id}.max_response_bytes"
+    )
+
+
+def _render(result: Result, up: Upstream, out: Outgoing, *, raw_only: bool) -> gateway_pb2.InvokeResponse:
     response = result.response
     headers = hygiene.response_headers(response.headers.multi_items())
     duration = duration_pb2.Duration()

@@ -20,9 +20,12 @@ from pydantic import Field, field_validator, model_validator
 from services.core.settings_base import GrpcServerConfig, Section
 
 SERVICE_ID = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
-# The gRPC message limit (services/core/server.py): a larger answer could not be returned anyway.
+# The gRPC message limit (services/core/server.py, MAX_MESSAGE_BYTES; a test keeps them equal).
 MAX_REPLY_BYTES = 8 * 1024 * 1024
-DEFAULT_MAX_RESPONSE_BYTES = MAX_REPLY_BYTES
+# An Invoke reply carries the body, its headers and the normalised copy of it: half the
+# reply limit leaves the other half for the rest (checked again before sending).
+MAX_RESPONSE_BYTES = MAX_REPLY_BYTES // 2
+DEFAULT_MAX_RESPONSE_BYTES = MAX_RESPONSE_BYTES
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
@@ -127,9 +130,9 @@ class UpstreamConfig(Section):
     health: HealthConfig = HealthConfig()
     normalizer: Literal["", "stripe", "postmark", "supplier"] = ""
     max_body_bytes: Annotated[int, Field(ge=0, le=8 * 1024 * 1024)] = 1024 * 1024
-    max_response_bytes: Annotated[int, Field(ge=1, le=MAX_REPLY_BYTES)] = Field(
+    max_response_bytes: Annotated[int, Field(ge=1, le=MAX_RESPONSE_BYTES)] = Field(
         default=DEFAULT_MAX_RESPONSE_BYTES,
-        description="largest upstream body (decoded) the gateway reads; past it the call is UNAVAILABLE",
+        description="largest upstream body (decoded) the gateway reads; past it: FAILED_PRECONDITION",
     )
     max_connections: Annotated[int, Field(ge=1, le=10_000)] = 100
     http2: bool = Field(default=True, description="offer HTTP/2 over TLS (ALPN); needs the h2 package")
@@ -151,23 +154,59 @@ class UpstreamConfig(Section):
         return self
 
     def resolved_instances(self, environ: Mapping[str, str] | None = None) -> list[str]:
-        """Instance base URLs: from ``base_urls_env`` when set and non-empty, else ``base_urls``."""
+        """Instance base URLs: from ``base_urls_env`` when set and non-empty, else ``base_urls``.
+
+        ValueError if one is no base URL; for the variable, the message says which entry
+        and why, never the value (a URL may carry a credential, ``?api_key=...``)."""
         env = os.environ if environ is None else environ
         raw = env.get(self.base_urls_env, "") if self.base_urls_env else ""
-        urls = [u.strip() for u in raw.split(",") if u.strip()] if raw.strip() else list(self.base_urls)
-        return [check_base_url(u).rstrip("/") for u in urls]
+        if not raw.strip():
+            return [check_base_url(u).rstrip("/") for u in self.base_urls]
+        urls = [u.strip() for u in raw.split(",") if u.strip()]
+        for position, url in enumerate(urls, 1):
+            why = base_url_problem(url)
+            if why is not None:
+                which = f"entry {position} of {len(urls)}" if len(urls) > 1 else "the URL"
+                raise ValueError(f"{which} {why}")
+        return [u.rstrip("/") for u in urls]
 
 
 _BASE_URL = re.compile(r"https?://[^/?#\s@\x00-\x1f\x7f]+(/[^?#\s\x00-\x1f\x7f]*)?")
+_SCHEME = re.compile(r"https?://", re.IGNORECASE)
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why ``url`` is no upstream base URL (absolute http(s), without user-info, query,
+    fragment, whitespace or control characters — also no final newline: ``$`` alone
+    would let one through), or None. The reason never quotes the URL: it may come from
+    an environment variable and carry a credential."""
+    if _BASE_URL.fullmatch(url):
+        return None
+    if not _SCHEME.match(url):
+        return "does not start with http:// or https://"
+    for position, char in enumerate(url):
+        code = ord(char)
+        if code < 0x20 or code == 0x7F:
+            return f"holds control character 0x{code:02x} at position {position}"
+        if char.isspace():
+            return f"holds whitespace at position {position}"
+    authority = re.split(r"[/?#]", url.split("://", 1)[1], maxsplit=1)[0]
+    if "@" in authority:
+        return "must not carry user:password@ (use auth.* with *_env variables)"
+    if "?" in url:
+        return "has a query ('?...'); a base URL has none (query parameters go in the request)"
+    if "#" in url:
+        return "has a fragment ('#...')"
+    if not url.startswith("https://") and not url.startswith("http://"):
+        return "has an upper-case scheme; write http:// or https://"
+    return "has no host (scheme://host[:port][/path])"
 
 
 def check_base_url(url: str) -> str:
-    """An upstream base URL is absolute http(s), without query, fragment, whitespace or
-    control characters (also no final newline: ``$`` alone would let one through)."""
-    if not _BASE_URL.fullmatch(url):
-        if "@" in url:  # never echo it: the user-info part may be a credential
-            raise ValueError("a base URL must not carry user:password@ (use auth.* with *_env variables)")
-        raise ValueError(f"{url!r} is not an http(s) base URL (scheme://host[:port][/path], no query)")
+    """``url`` if it is an upstream base URL, else ValueError saying why (never echoing it)."""
+    why = base_url_problem(url)
+    if why is not None:
+        raise ValueError(f"a base URL {why}")
     return url
 
 

@@ -34,8 +34,9 @@ from services.core.ratelimit import Limit, RateLimiter
 from services.gateway import metrics
 from services.gateway.auth import Auth
 from services.gateway.balancer import Instance, pick
-from services.gateway.bodies import BodyError, ResponseTooLarge, read_body
+from services.gateway.bodies import BodyError, ResponseTooLarge, content_codings, plan, read_body
 from services.gateway.hygiene import MAX_CACHED_PATH_CHARS
+from services.gateway.netbackend import abandon_stream
 from services.gateway.oauth2 import TokenEndpointFailed
 from services.gateway.retry import RETRYABLE_STATUS, backoff, may_retry, parse_retry_after
 from services.gateway.settings import UpstreamConfig
@@ -163,6 +164,12 @@ class Upstream:
                 raise DeadlineExceeded(
                     f"{self.service_id}: the caller's deadline ran out waiting for {instance.url}"
                 ) from exc
+            except ResponseTooLarge as exc:  # the request asks for too much: not retried, not counted
+                cap = f"gateway.upstreams.{self.service_id}.max_response_bytes"
+                raise FailedPrecondition(
+                    f"{self.service_id}: the answer from {instance.url} is larger than {exc.limit} bytes, "
+                    f"the most the gateway returns; ask for less (filter or page) or raise {cap}"
+                ) from exc
             except httpx.ConnectError as exc:
                 down.add(instance.url)  # never reached the upstream: safe to send elsewhere
                 if pick(self.instances, exclude=down) is not None:
@@ -206,12 +213,10 @@ class Upstream:
     ) -> float:
         """Seconds to wait before retrying after a transport error; raise if no retry is allowed."""
         reason = f"cannot connect: {exc}" if isinstance(exc, httpx.ConnectError) else _reason(exc)
-        too_large = isinstance(exc, ResponseTooLarge)  # the same request gets the same answer: no retry
-        if not safe or too_large or retries + 1 >= self.config.retry.attempts:
-            cap = f"gateway.upstreams.{self.service_id}.max_response_bytes"
-            advice = f"ask for less (filter or page) or raise {cap}" if too_large else "retry later"
+        if not safe or retries + 1 >= self.config.retry.attempts:
             raise Unavailable(
-                f"{self.service_id}: {instance.url} failed ({reason}) after {attempts} attempt(s); {advice}",
+                f"{self.service_id}: {instance.url} failed ({reason}) after {attempts} attempt(s); "
+                "retry later",
                 retry_after=1.0,
             ) from exc
         wait = backoff(self.config.retry, retries + 1)
@@ -315,13 +320,16 @@ class Upstream:
         of hammering the token endpoint. What else can fail here (the caller's deadline,
         Redis) says nothing about the upstream and is not counted at all — inside the
         breaker it would count as a *success*, resetting a failure streak or closing a
-        half-open breaker."""
+        half-open breaker. Nor is a remembered failure handed to one more caller
+        (``repeated``): the endpoint failed once, and is counted once."""
         if self.auth is None:
             return {}
         began = time.monotonic()
         try:
             return await self.auth.headers()
         except TokenEndpointFailed as exc:
+            if exc.repeated:
+                raise
             self._record(instance, False, time.monotonic() - began, exc.message)
             # The breaker counts only what runs through it: run the failure through it.
             with contextlib.suppress(TokenEndpointFailed, BreakerOpen):
@@ -360,6 +368,9 @@ class Upstream:
                 raise CallerDeadline() from exc
             self._record(instance, False, time.monotonic() - began, f"timeout after {timeout:.1f}s")
             raise
+        except ResponseTooLarge:  # the upstream answered: a success for it (the breaker agrees)
+            self._record(instance, True, time.monotonic() - began, "")
+            raise
         except httpx.TransportError as exc:
             self._record(instance, False, time.monotonic() - began, _reason(exc))
             raise
@@ -376,18 +387,33 @@ class Upstream:
         ``max_response_bytes`` (:func:`.bodies.read_body`). No cookies, redirects or
         client-level auth: a proxy must not carry one caller's cookies into another's call.
 
-        The returned response holds the decoded body (``content``) and no longer claims a
-        ``Content-Encoding``."""
+        The returned response holds the decoded body (``content``); ``Content-Encoding``
+        is removed when every coding was undone, else it lists the codings still applied
+        (``br``, ``zstd``: the caller asked for them), so no compressed body comes back
+        unlabelled. Past the cap: :class:`ResponseTooLarge` — unless the upstream answered
+        5xx, which is its failure anyway (:class:`.bodies.BodyError`, counted). Either way
+        the rest of the body is abandoned without harming a shared HTTP/2 connection
+        (:func:`.netbackend.abandon_stream`)."""
         response = await self.transport.handle_async_request(request)
         wire = response.stream
         assert isinstance(wire, httpx.AsyncByteStream)  # an async transport's
         try:
             body = await read_body(response, self.config.max_response_bytes)
+        except ResponseTooLarge as exc:
+            await abandon_stream(response)
+            if response.status_code >= 500:
+                raise BodyError(
+                    f"HTTP {response.status_code} with an answer larger than {exc.limit} bytes"
+                ) from exc
+            raise
         finally:
             await wire.aclose()
         response.stream = httpx.ByteStream(body)
-        response.headers.pop("content-encoding", None)
+        left = plan(content_codings(response))[1]
+        response.headers.pop("content-encoding", None)  # else aread() would decode again
         await response.aread()  # sets `content` from the body already read (no copy)
+        if left:
+            response.headers["content-encoding"] = ", ".join(left)
         return response
 
     def _record(self, instance: Instance, ok: bool, latency: float, error: str) -> None:

@@ -9,6 +9,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.core import deadlines
+from services.core.breaker import State
+from services.core.errors import DeadlineExceeded
+from services.gateway import oauth2
+from services.gateway.factory import build_upstream
+from services.gateway.settings import UpstreamConfig
+from services.gateway.upstream import Outgoing
 from tests.gateway.conftest import invoke, upstream_table
 from tests.waiting import wait_for
 from wedsync.gateway.v1 import gateway_pb2
@@ -167,9 +174,13 @@ async def token_failure(stub, service_id: str = "svc") -> str:
     return err.value.details() or ""
 
 
-async def test_failing_token_endpoint_opens_the_breaker(make_upstream, gateway, oauth_env) -> None:
+async def test_failing_token_endpoint_opens_the_breaker(
+    make_upstream, gateway, oauth_env, monkeypatch
+) -> None:
     """A token endpoint answering 503 is UNAVAILABLE naming it and counts as a breaker failure, so
-    after the threshold calls fail fast without asking it again; once it heals, calls succeed."""
+    after the threshold calls fail fast without asking it again; once it heals, calls succeed.
+    (Failures are not remembered here, so that each call asks the endpoint.)"""
+    monkeypatch.setattr(oauth2, "FAILURE_TTL_S", 0.0)
     up = await make_upstream(oauth_client=("cid", "csecret"), token_status=503)
     stub = await gateway({"svc": oauth_table(up.url)})  # failure_threshold 3, reset_timeout 0.5 s
     for _ in range(3):
@@ -276,3 +287,114 @@ async def test_unusable_base_url_variable_is_named(make_upstream, gateway, monke
     assert "$TEST_BAD_URL is unusable" in (err.value.details() or "")
     assert (await stub.Invoke(invoke("fine"), timeout=10)).status_code == 200
     assert len(up.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "value,why",
+    [
+        ("http://127.0.0.1:9/v1?api_key=SECRETKEY", "has a query"),
+        ("http://127.0.0.1:9/v1#SECRETKEY", "has a fragment"),
+        ("http://127.0.0.1:9,ftp://SECRETKEY@host", "entry 2 of 2 does not start with http"),
+        ("http://user:SECRETKEY@127.0.0.1:9", "must not carry user:password@"),
+        ("http://127.0.0.1:9/SECRET KEY", "whitespace at position 25"),
+    ],
+    ids=["query", "fragment", "scheme", "userinfo", "space"],
+)
+async def test_bad_base_url_variable_is_never_repeated(
+    make_upstream, gateway, monkeypatch, caplog, value: str, why: str
+) -> None:
+    """A base-URL variable that is no base URL: the message (to callers and in the start-up log)
+    gives the variable's name and what is wrong with it — never its value, which may carry a key."""
+    monkeypatch.setenv("TEST_BAD_URL", value)
+    stub = await gateway({"bad": upstream_table([], base_urls_env="TEST_BAD_URL")})
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke("bad"), timeout=10)
+    message = err.value.details() or ""
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, message
+    assert "$TEST_BAD_URL is unusable" in message and why in message
+    assert "SECRET" not in message and "127.0.0.1:9" not in message
+    logged = [str(record.__dict__) for record in caplog.records]
+    assert any("TEST_BAD_URL" in line for line in logged)
+    assert not any("SECRET" in line for line in logged)
+
+
+async def test_token_request_cut_short_by_the_callers_deadline_is_not_counted(
+    make_upstream, redis_client, oauth_env
+) -> None:
+    """A slow token endpoint and a caller with 0.3 s left: the token request's timeout was the
+    caller's deadline, so the call is DEADLINE_EXCEEDED and nothing counts against the breaker
+    (threshold 3), however often it happens; a caller with time gets its token.
+
+    Driven through Upstream.call with the deadline set as the interceptor sets it: through
+    gRPC, the server's own cancellation at the deadline races the token request's timeout."""
+    up = await make_upstream(oauth_client=("cid", "csecret"), token_delay_s=1.0)
+    config = UpstreamConfig.model_validate(oauth_table(up.url))  # timeout_s 5: the deadline is shorter
+    upstream = await build_upstream("svc_deadline", config, redis=redis_client, on_transition=lambda *a: None)
+    out = Outgoing("GET", "/v1/thing", [], {}, b"", "", "tester")
+    try:
+        for _ in range(4):
+            token = deadlines.set_deadline(0.3)
+            try:
+                with pytest.raises(DeadlineExceeded):
+                    await upstream.call(out)
+            finally:
+                deadlines.reset_deadline(token)
+        assert up.token_requests == 4
+        instance = upstream.instances[0]
+        assert instance.breaker.state is State.CLOSED and instance.breaker.consecutive_failures == 0
+        assert instance.stats.consecutive_failures == 0 and upstream.stats.last_error == ""
+        assert (await upstream.call(out)).response.status_code == 200
+    finally:
+        await upstream.client.aclose()
+
+
+async def test_burst_after_a_token_failure_makes_one_token_request(
+    make_upstream, gateway, monkeypatch
+) -> None:
+    """30 concurrent calls with a secret the endpoint refuses: one token request; the callers that
+    waited for it get its failure (UNAVAILABLE naming the variables), counted against the breaker
+    once. Once the failure is no longer remembered (~1 s), the next call asks again."""
+    monkeypatch.setenv("TEST_CLIENT_ID", "cid")
+    monkeypatch.setenv("TEST_CLIENT_SECRET", "wrong-secret")
+    up = await make_upstream(oauth_client=("cid", "csecret"), token_delay_s=0.2)
+    stub = await gateway({"svc": oauth_table(up.url)})
+    calls = [stub.Invoke(invoke("svc"), timeout=10) for _ in range(30)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        assert isinstance(result, grpc.aio.AioRpcError), result
+        assert result.code() == grpc.StatusCode.UNAVAILABLE
+        assert "refused the client credentials" in (result.details() or "")
+    assert up.token_requests == 1
+    health = (await stub.GetServiceHealth(gateway_pb2.GetServiceHealthRequest(service_id="svc"))).health
+    assert health.consecutive_failures == 1 and health.breaker_state == gateway_pb2.BREAKER_STATE_CLOSED
+
+    async def asked_again() -> bool:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Invoke(invoke("svc"), timeout=10)
+        return up.token_requests == 2
+
+    await wait_for(
+        asked_again, timeout=10, interval=0.1, what="a token request once the failure is forgotten"
+    )
+
+
+async def test_null_access_token_is_no_token(make_upstream, gateway, oauth_env) -> None:
+    """`"access_token": null` is no token (it used to become the token "None"): UNAVAILABLE
+    saying so, and the upstream is never called with it."""
+    up = await make_upstream(oauth_client=("cid", "csecret"), token_answer={"access_token": None})
+    stub = await gateway({"svc": oauth_table(up.url)})
+    message = await token_failure(stub)
+    assert "without an access_token" in message
+    assert up.requests == [] and up.token_requests == 1
+
+
+async def test_client_credentials_are_form_encoded_before_basic(make_upstream, gateway, monkeypatch) -> None:
+    """RFC 6749 §2.3.1: id and secret are form-urlencoded, then joined with ':' for HTTP Basic; a
+    secret with '+', '%' and ':' reaches a conforming token endpoint intact."""
+    client_id, secret = "wed:sync+id", "p+ss%2Fw:rd 100%"
+    monkeypatch.setenv("TEST_CLIENT_ID", client_id)
+    monkeypatch.setenv("TEST_CLIENT_SECRET", secret)
+    up = await make_upstream(oauth_client=(client_id, secret))
+    stub = await gateway({"svc": oauth_table(up.url)})
+    assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
+    assert up.token_requests == 1

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from services.core.local_redis import free_port
 from tests.gateway.conftest import invoke, upstream_table
+from tests.waiting import wait_for
 from wedsync.gateway.v1 import gateway_pb2
 
 hypercorn_asyncio = pytest.importorskip(
@@ -55,10 +57,30 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
+@contextlib.asynccontextmanager
+async def serve_tls(directory: Path, app: Any) -> AsyncIterator[tuple[str, Path]]:
+    """Serve ``app`` with hypercorn on loopback, TLS with h2 and http/1.1 (ALPN); (URL, CA file)."""
+    cert_file, key_file = _self_signed(directory)
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.certfile, config.keyfile = str(cert_file), str(key_file)
+    config.alpn_protocols = ["h2", "http/1.1"]
+    config.loglevel = "WARNING"
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    try:
+        yield f"https://127.0.0.1:{port}", cert_file
+    finally:
+        stop.set()
+        # A stream left stuck on flow control ends in errors at shutdown: not what is tested.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 10)
+
+
 @pytest.fixture
 async def tls_upstream(tmp_path: Path) -> AsyncIterator[tuple[str, Path, list[str]]]:
     """A hypercorn server on loopback speaking TLS with h2 and http/1.1 (ALPN); records versions."""
-    cert_file, key_file = _self_signed(tmp_path)
     versions: list[str] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -70,18 +92,8 @@ async def tls_upstream(tmp_path: Path) -> AsyncIterator[tuple[str, Path, list[st
         )
         await send({"type": "http.response.body", "body": b"ok"})
 
-    port = free_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.certfile, config.keyfile = str(cert_file), str(key_file)
-    config.alpn_protocols = ["h2", "http/1.1"]
-    config.loglevel = "WARNING"
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
-    yield f"https://127.0.0.1:{port}", cert_file, versions
-    stop.set()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, 10)
+    async with serve_tls(tmp_path, app) as (url, ca):
+        yield url, ca, versions
 
 
 async def test_http2_negotiated_with_private_ca(tls_upstream, gateway) -> None:
@@ -140,3 +152,70 @@ async def test_bad_caller_header_never_opens_the_http2_breaker(
     assert health.breaker_state == gateway_pb2.BREAKER_STATE_CLOSED and health.request_count == 0
     assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200  # others still get through
     assert versions == ["2"]
+
+
+BIG = 40 * 1024 * 1024  # past the 16 MiB receive window httpcore gives a connection (and a stream)
+
+
+async def test_oversized_http2_answer_leaves_the_shared_connection_usable(tmp_path: Path, gateway) -> None:
+    """An answer past max_response_bytes on a multiplexed HTTP/2 connection: its stream is reset,
+    so the upstream stops sending and the connection's receive window is given back. Without
+    that, the 40 MiB the upstream goes on sending fill the connection's window, never
+    acknowledged, and every later answer on the connection stalls until its read timeout. An
+    exchange already in flight on the same connection completes; later calls are answered at once."""
+    pytest.importorskip("h2", reason="HTTP/2 needs httpx[http2] (the h2 package)")
+    release = asyncio.Event()
+    seen: list[tuple[str, str, Any]] = []  # (path, http version, client address: one per connection)
+    big_done = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append((scope["path"], scope["http_version"], tuple(scope["client"])))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if scope["path"] == "/big":
+            chunk = b"x" * 65536
+            try:
+                for _ in range(BIG // len(chunk)):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+            except Exception:  # the client reset the stream
+                pass
+            finally:
+                big_done.set()
+            return
+        if scope["path"] == "/slow":
+            await release.wait()
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async with serve_tls(tmp_path, app) as (url, ca):
+        table = upstream_table(
+            [url],
+            ca_file=str(ca),
+            timeout_s=3.0,
+            max_response_bytes=256 * 1024,
+            retry={"attempts": 1},
+            breaker={"failure_threshold": 100},
+        )
+        stub = await gateway({"svc": table})
+        slow = asyncio.ensure_future(stub.Invoke(invoke("svc", "/slow"), timeout=20))
+        await wait_for(lambda: any(path == "/slow" for path, _, _ in seen), what="the slow exchange to start")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Invoke(invoke("svc", "/big"), timeout=20)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
+        # Until the upstream gives up the big answer — at once when reset; never otherwise (it
+        # fills the 16 MiB window, then waits) — and three times more, calls are answered quickly.
+        give_up = time.monotonic() + 10
+        for _ in range(100):
+            started = time.monotonic()
+            reply = await stub.Invoke(invoke("svc", "/fast"), timeout=20)
+            assert reply.status_code == 200 and reply.body == b"ok"
+            assert time.monotonic() - started < 2.0  # not the 3 s read timeout of a stalled connection
+            if big_done.is_set() and len(seen) >= 5:
+                break
+            assert time.monotonic() < give_up, "the upstream never stopped sending the big answer"
+        release.set()
+        reply = await slow
+        assert reply.status_code == 200 and reply.body == b"ok"
+    assert {version for _, version, _ in seen} == {"2"}
+    assert len({client for _, _, client in seen}) == 1  # all on one connection, never replaced

@@ -459,3 +459,18 @@ async def test_postmark_garbled_error_code_through_invoke_is_failed(make_upstrea
     assert reply.status_code == 200
     assert reply.normalization == gateway_pb2.NORMALIZATION_STATUS_FAILED
     assert "ErrorCode" in reply.normalization_error and not reply.WhichOneof("normalized")
+
+
+async def test_postmark_empty_offset_is_no_offset(make_upstream, gateway) -> None:
+    """`offset=` (empty, as a caller's query may send it) means no offset, i.e. 0 — it used to
+    fail normalisation as a garbled integer. A TotalCount sent as "" is still the upstream's garble."""
+    summary = {"MessageID": "m1", "Status": "Sent", "To": "x@example.com"}
+    up = await make_upstream(body={"TotalCount": 3, "Messages": [summary, summary]})
+    stub = await gateway({"mail": upstream_table([up.url], normalizer="postmark")})
+    query = [gateway_pb2.QueryParameter(key="count", value="2"), gateway_pb2.QueryParameter(key="offset")]
+    reply = await stub.Invoke(invoke("mail", "/messages/outbound", query=query), timeout=10)
+    assert reply.normalization == gateway_pb2.NORMALIZATION_STATUS_NORMALIZED, reply.normalization_error
+    assert reply.email_list.has_more and reply.email_list.next_cursor == "2"
+    assert up.requests[0].query == "count=2&offset="
+    with pytest.raises(ValueError, match="TotalCount"):
+        run("postmark", {"TotalCount": "", "Messages": []}, query=[("offset", "")])

@@ -16,6 +16,7 @@ import json
 import socket
 import struct
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,7 @@ class FakeUpstream:
     token_ttl_s: float = 60.0
     token_delay_s: float = 0.0
     token_status: int = 0  # when set, the token endpoint answers this status (an OAuth2 error body)
+    token_answer: Any = None  # when set, the token endpoint answers 200 with this JSON instead
     gzip: bool = False  # compress answers when the request accepts gzip
     gate: asyncio.Event | None = None  # when set, requests wait for it before answering
     requests: list[Seen] = field(default_factory=list)
@@ -87,9 +89,9 @@ class FakeUpstream:
             await asyncio.sleep(self.token_delay_s)
         if self.token_status:
             return JSONResponse({"error": "temporarily_unavailable"}, status_code=self.token_status)
-        expected = self.oauth_client
-        auth = request.headers.get("authorization", "")
-        if expected is None or auth != "Basic " + base64.b64encode(":".join(expected).encode()).decode():
+        if self.token_answer is not None:
+            return JSONResponse(self.token_answer)
+        if self.oauth_client is None or client_credentials(request.headers) != self.oauth_client:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         token = f"tok-{next(self._counter)}"
         self.valid_tokens.add(token)
@@ -153,6 +155,22 @@ class FakeUpstream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._server = None
+
+
+def client_credentials(headers: Any) -> tuple[str, str] | None:
+    """(client id, secret) from HTTP Basic as RFC 6749 §2.3.1 sends them: each
+    form-urlencoded, then joined with ':' and base64-encoded."""
+    auth = headers.get("authorization", "")
+    if not auth.startswith("Basic "):
+        return None
+    try:
+        pair = base64.b64decode(auth[6:], validate=True).decode()
+    except ValueError:
+        return None
+    client_id, colon, secret = pair.partition(":")
+    if not colon:
+        return None
+    return urllib.parse.unquote_plus(client_id), urllib.parse.unquote_plus(secret)
 
 
 class ResettingServer:

@@ -59,7 +59,7 @@ def normalize_postmark(doc: Document) -> Normalized | None:
         return Normalized("email", _message(body))
     if isinstance(body.get("Messages"), list) and "TotalCount" in body:
         messages = [_message(m) for m in body["Messages"]]
-        offset = _int(dict(doc.query).get("offset"), "offset")
+        offset = _int(dict(doc.query).get("offset") or None, "offset")  # "offset=" is no offset
         total = _int(body.get("TotalCount"), "TotalCount")
         has_more = offset + len(messages) < total
         return Normalized(
@@ -157,7 +157,8 @@ def _addresses(value: Any) -> list[str]:
 
 def _int(value: Any, field: str) -> int:
     """A non-negative whole number Postmark sends (``ErrorCode``, ``TotalCount``) or the
-    ``offset`` the search was asked for; absent (None) is 0.
+    ``offset`` the search was asked for; absent (None) is 0, and so is an empty
+    ``offset`` in the caller's query (the caller passes None for it).
 
     Anything else raises ValueError, so the answer is FAILED with the reason: read as 0, a
     garbled ``ErrorCode`` would report a rejected message as QUEUED and a garbled

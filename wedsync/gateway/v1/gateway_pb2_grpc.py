@@ -41,7 +41,9 @@ class IntegrationGatewayServiceStub:
     * DEADLINE_EXCEEDED  -- the caller's deadline (propagated to the upstream
     call, including retries) ran out.
     * FAILED_PRECONDITION -- the service is configured without credentials
-    (status UNCONFIGURED).
+    or with unusable ones (status UNCONFIGURED), or
+    the upstream's answer is larger than its
+    max_response_bytes (ask for less; not retried).
     An upstream HTTP 4xx (or a 5xx after retries are exhausted when the
     gateway has a response to return) is a RESULT, not an error: it comes back
     as OK with status_code set. 4xx responses do not trip the breaker.
@@ -86,7 +88,9 @@ class IntegrationGatewayServiceServicer:
     * DEADLINE_EXCEEDED  -- the caller's deadline (propagated to the upstream
     call, including retries) ran out.
     * FAILED_PRECONDITION -- the service is configured without credentials
-    (status UNCONFIGURED).
+    or with unusable ones (status UNCONFIGURED), or
+    the upstream's answer is larger than its
+    max_response_bytes (ask for less; not retried).
     An upstream HTTP 4xx (or a 5xx after retries are exhausted when the
     gateway has a response to return) is a RESULT, not an error: it comes back
     as OK with status_code set. 4xx responses do not trip the breaker.
@@ -162,7 +166,9 @@ class IntegrationGatewayService:
     * DEADLINE_EXCEEDED  -- the caller's deadline (propagated to the upstream
     call, including retries) ran out.
     * FAILED_PRECONDITION -- the service is configured without credentials
-    (status UNCONFIGURED).
+    or with unusable ones (status UNCONFIGURED), or
+    the upstream's answer is larger than its
+    max_response_bytes (ask for less; not retried).
     An upstream HTTP 4xx (or a 5xx after retries are exhausted when the
     gateway has a response to return) is a RESULT, not an error: it comes back
     as OK with status_code set. 4xx responses do not trip the breaker.

@@ -10,9 +10,9 @@ once.
 Statistics: depth, in-flight and oldest age come from each priority stream; the queue
 keeps retries in one delayed set and dead letters in one stream per service, so their
 per-priority split is counted by a read-only script (``queue_split.lua``) that scans up to
-``SPLIT_SCAN_CAP`` entries of each. Reading statistics exports nothing: the gauges are the
-dispatcher's (for the services with a router queue only, so a GetQueueStats for any name
-cannot add series).
+``SPLIT_SCAN_CAP`` entries of each (not run when the queue holds neither: the split is then
+zeros). Reading statistics exports nothing: the gauges are the dispatcher's (for the
+services with a router queue only, so a GetQueueStats for any name cannot add series).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ PRIORITIES = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
 PURGE_BATCH = 100
 
 QueueFor = Callable[[str], DurableQueue]
+Split = tuple[int, ...]
+NO_SPLIT: Split = (0, 0, 0, 0, 0, 0)
 
 
 def services_key() -> str:
@@ -71,33 +73,29 @@ class RouterAdmin:
     async def stats(self, service: str = "") -> list[router_pb2.QueueStats]:
         out: list[router_pb2.QueueStats] = []
         for name in await self._scope(service):
-            rows, _ = await self.service_stats(name)
-            out.extend(rows)
+            found, _ = await self.service_stats(name)
+            out.extend(found)
         return out
 
     async def service_stats(self, name: str) -> tuple[list[router_pb2.QueueStats], QueueStats]:
         """One service's rows (one per priority) and its queue's totals."""
         queue = self.queue_for(name)
         stats = await queue.stats()
+        return rows(name, stats, await self.split(queue, stats)), stats
+
+    async def split(self, queue: DurableQueue, stats: QueueStats) -> Split:
+        """Delayed and dead counts per priority (high, normal, low, then the same for dead).
+
+        Zeros without a script call when ``stats`` (read just before) counts neither: the
+        script reads the whole parked hash and up to ``SPLIT_SCAN_CAP`` dead letters.
+        """
+        if stats.delayed == 0 and stats.dead == 0:
+            return NO_SPLIT
         with translate_redis_errors("queue stats"):
             split = await self._scripts.queue_split(
                 keys=[queue.keys.extra("parked"), queue.keys.dead], args=[SPLIT_SCAN_CAP]
             )
-        rows = []
-        for n, priority in enumerate(PRIORITIES):
-            p = stats.priorities[priority]
-            rows.append(
-                router_pb2.QueueStats(
-                    service_name=name,
-                    priority=FROM_QUEUE[priority],  # type: ignore[arg-type]
-                    depth=max(0, p.depth - p.in_flight),
-                    in_flight=p.in_flight,
-                    delayed=int(split[n]),
-                    dead_letters=int(split[3 + n]),
-                    oldest_age=dur(p.oldest_age or 0.0),
-                )
-            )
-        return rows, stats
+        return tuple(int(n) for n in split)
 
     async def list_dead(
         self, service: str, page_size: int, token: str
@@ -211,6 +209,25 @@ class RouterAdmin:
             for item, done in zip(batch, await asyncio.gather(*(delete(i) for i in batch)), strict=True):
                 (purged if done else missing).append(item.public_id)
         return purged, missing, len(purged)
+
+
+def rows(name: str, stats: QueueStats, split: Split) -> list[router_pb2.QueueStats]:
+    """A service's GetQueueStats rows, one per priority, from its totals and its split."""
+    out = []
+    for n, priority in enumerate(PRIORITIES):
+        p = stats.priorities[priority]
+        out.append(
+            router_pb2.QueueStats(
+                service_name=name,
+                priority=FROM_QUEUE[priority],  # type: ignore[arg-type]
+                depth=max(0, p.depth - p.in_flight),
+                in_flight=p.in_flight,
+                delayed=split[n],
+                dead_letters=split[3 + n],
+                oldest_age=dur(p.oldest_age or 0.0),
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ would prove nothing there and only hand every sink a credential it could replay.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import grpc
@@ -38,6 +39,8 @@ from services.registry.view import InstanceViews
 from wedsync.registry.v1 import message_pb2, sink_pb2, sink_pb2_grpc
 
 Reply = sink_pb2.DeliverResponse | sink_pb2.StreamAck
+
+log = logging.getLogger("wedmesh.router")
 
 IDLE_WAIT_S = 0.5
 MAX_FAILOVERS = 3
@@ -58,6 +61,37 @@ class Deliverer:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._streams: dict[str, SinkStream] = {}
         self._unary_only: set[str] = set()
+        self._users: dict[str, set[str]] = {}  # address -> services delivered to through it
+
+    def addresses(self) -> set[str]:
+        """Addresses this router holds a channel to."""
+        return set(self._channels)
+
+    async def forget(self, service: str) -> None:
+        """Close the connections no service but ``service`` (retired: no Worker any more) used.
+
+        Called after the service's Worker stopped, so none of its deliveries is running; a
+        service still delivering to an address is one of its users, so its connection stays.
+        A later delivery to a closed address dials it again.
+        """
+        unused = []
+        for address, users in list(self._users.items()):
+            users.discard(service)
+            if not users:
+                del self._users[address]
+                unused.append(address)
+        for address in unused:  # taken out first: a delivery meanwhile opens a new connection
+            stream = self._streams.pop(address, None)
+            channel = self._channels.pop(address, None)
+            self._stubs.pop(address, None)
+            self._unary_only.discard(address)
+            try:
+                if stream is not None:
+                    await stream.close()
+                if channel is not None:
+                    await channel.close()
+            except Exception:  # it is out of the maps: the next delivery there dials anew
+                log.exception("router: closing the connection to %s failed", address)
 
     async def close(self) -> None:
         for stream in list(self._streams.values()):
@@ -67,6 +101,7 @@ class Deliverer:
             await channel.close()
         self._channels.clear()
         self._stubs.clear()
+        self._users.clear()
 
     def _stub(self, address: str) -> sink_pb2_grpc.MessageSinkServiceStub:
         stub = self._stubs.get(address)
@@ -122,6 +157,10 @@ class Deliverer:
                 await self.views.wait_change(service, IDLE_WAIT_S)  # hold it: nobody to take it
                 continue
             tried.add(instance.instance_id)
+            users = self._users.get(instance.address)
+            if users is None:
+                users = self._users[instance.address] = set()
+            users.add(service)
             try:
                 reply = await self._call(instance.address, message, delivery.attempt)
             except StreamFailed as exc:

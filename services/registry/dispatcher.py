@@ -13,25 +13,41 @@ by another replica after ``queue_lease_s``.
 Every replica serves every member of the router's service set (``targets.py``: admission
 under ``max_target_services``, and what makes a service idle). A periodic sweep exports
 the members' queue gauges and retires a member that stayed idle for ``target_idle_s``.
-Retiring never loses a message:
+Retiring never loses a message while the replicas that queued into it keep running:
 
-1. A Send enqueues only while its replica serves ``S`` (``S`` is in ``_known``: admitted,
-   so in the set, with a Worker), and counts itself in ``_sending`` from before admission
+1. A Send enqueues only while its replica serves ``S`` (``S`` is in ``_known``: admitted
+   into the set, or adopted from it, and given a Worker — at once, or by ``start()`` for a
+   Send that arrived before it), and counts itself in ``_sending`` from before admission
    until its enqueue returned.
-2. Retiring ``S`` on a replica is refused while a Send for it runs there; otherwise it first
-   (without yielding) stops serving ``S``, so a Send that starts afterwards admits ``S``
-   again (set and Worker). Only then does it remove ``S`` from the set and read the queue
-   and the registry; anything found — a message, a dead letter, a live instance, or ``S``
-   admitted again meanwhile — undoes it (``S`` back in the set and served).
+2. Retiring ``S`` on a replica is skipped (not waited for: the caller tries again on its
+   next pass) while a Send for it runs there; otherwise it first (without yielding) stops
+   serving ``S``, so a Send that starts afterwards admits ``S`` again (set and Worker).
+   Only then does it remove ``S`` from the set and read the queue and the registry;
+   anything found — a message, a dead letter, a live instance, or ``S`` admitted again
+   meanwhile — undoes it (``S`` back in the set and served). Interrupted (an error, or
+   ``stop()`` cancelling it), it is undone too: the Worker serves again (3 puts ``S``
+   back in the set), or is stopped when the dispatcher is stopping.
 3. Every ``DISCOVER_SERVICES_S`` each replica compares what it serves with the set. A
-   served service missing from it was retired by another replica, or removed by the race
-   in 2 after being admitted again: empty, this replica retires it too; not empty, it is
-   put back. New members are served.
+   served service missing from it was retired by another replica (which cannot see this
+   replica's Sends: a served service is not admitted again), or removed by the race in 2
+   after being admitted again: a route target, or one with a Send running here, is put
+   back; otherwise this replica retires it too (``remove=False``), which puts it back
+   unless it is empty and instance-less. Members without a Worker here are served.
 4. So a message can sit in a queue that no replica serves only if the replica that queued
-   it died inside that window. It cannot be delivered before an instance registers, and a
-   registration (change feed), or the sweep's check of registered services (every
+   it stopped or died before the set held ``S`` again (between its enqueue and 2's or
+   3's putting back). It cannot be delivered before an instance registers, and a
+   registration (change feed; one that arrives while ``S`` is being retired is kept until
+   the retirement settled), or the sweep's check of registered services (every
    ``min(RESCUE_S, target_idle_s)``, for a lost feed event), serves a registered service
-   whose queue holds anything.
+   whose queue then holds anything.
+
+Putting a service back (2, 3, and 4's rescue) is not an admission: it is never refused,
+since the messages are accepted already. So the set can exceed ``max_target_services``
+when a retirement that took ``S`` out is undone after a new service took the freed place:
+one more member per service put back that way, until idle services retire.
+
+The loops survive any error: one service's failure is logged and the others are still
+swept, reconciled or rescued; the next pass tries again.
 """
 
 from __future__ import annotations
@@ -40,16 +56,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from services.core.autopipeline import batching
 from services.core.errors import MeshError, ResourceExhausted
-from services.core.queue import Delivery, DurableQueue, RetryPolicy, Worker
+from services.core.queue import Delivery, DurableQueue, QueueStats, RetryPolicy, Worker
 from services.core.redis_client import AnyRedis
 from services.core.server import ServiceHost
 from services.core.settings_base import ClientTls
 from services.registry import metrics
-from services.registry.admin import PRIORITIES, RouterAdmin
+from services.registry.admin import PRIORITIES, RouterAdmin, Split, rows
 from services.registry.codec import queue_name
 from services.registry.delivery import IDLE_WAIT_S, Deliverer
 from services.registry.routes import RoutesTable
@@ -99,6 +115,8 @@ class Dispatcher:
         self._sending: dict[str, int] = {}
         self._retiring: set[str] = set()
         self._registered: set[str] = set()  # registrations seen, for services not served here
+        self._splits: dict[str, tuple[tuple[int, int], float, Split]] = {}  # (totals, read at, split)
+        self._worker_stops: set[asyncio.Future[None]] = set()
         self._follow_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
@@ -185,45 +203,77 @@ class Dispatcher:
         for service in sorted(self._routed):  # configured: always served, whatever the cap
             await self.targets.admit(service, past_cap=True)
             self._adopt(service)
+        for service in sorted(self._known):  # admitted by Sends that came before start
+            self._serve(service)
         self._tasks = [
             asyncio.create_task(self._follow_forever(), name="router-services"),
             asyncio.create_task(self._sweep_forever(), name="router-sweep"),
         ]
 
     async def stop(self) -> None:
+        """Stop the loops, then every Worker (retirements' ones too), then the connections.
+
+        Each step runs whatever the one before raised: a failure is logged, never left to
+        keep Workers claiming for a deliverer that is gone.
+        """
         self._running = False
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await asyncio.gather(*(w.stop(grace=self.config.deliver_timeout_s) for w in self._workers.values()))
-        self._workers.clear()
-        await self.deliverer.close()
+        for task, result in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True):
+            if isinstance(result, Exception):
+                log.error("router: %s had failed", task.get_name(), exc_info=result)
+        await asyncio.gather(*self._worker_stops, return_exceptions=True)
+        workers, self._workers = list(self._workers.values()), {}
+        stopped = await asyncio.gather(
+            *(w.stop(grace=self.config.deliver_timeout_s) for w in workers), return_exceptions=True
+        )
+        for worker, result in zip(workers, stopped, strict=True):
+            if isinstance(result, Exception):
+                log.error("router: stopping %r failed", worker, exc_info=result)
+        with _logged("closing sink connections"):
+            await self.deliverer.close()
         for service in metrics.services():
             metrics.forget(service)
 
     async def _follow_forever(self) -> None:
         while True:
-            try:
+            with _logged("following the service set"):
                 await self.follow()
-            except MeshError as exc:
-                log.warning("router: %s", exc)
             self._follow_now.clear()
             await wait_event(self._follow_now, DISCOVER_SERVICES_S)
 
     async def follow(self) -> None:
-        """Serve new members of the set, reconcile served services it lost, wake registered ones."""
+        """Serve members of the set, reconcile served services it lost, wake registered ones."""
+        known = set(self._known)  # admitted before the read below: in the set when it began
         members = set(await self.admin.services())
-        for service in sorted(members - self._known - self._retiring):
+        for service in sorted(members - set(self._workers) - self._retiring):
             self._adopt(service)
-        for service in sorted(self._known - members):
-            if service in self._routed:
-                await self.targets.add(service)
-            else:
-                await self.retire(service, remove=False)
+        for service in sorted(known - members):  # not one admitted while it read
+            with _logged(f"reconciling {service}"):
+                await self._reconcile(service)
         registered, self._registered = self._registered, set()
         for service in sorted(registered):
-            await self._rescue(service)
+            if service in self._retiring:  # served once its retirement settled, if it must be
+                self._registered.add(service)
+                continue
+            rescued = False
+            with _logged(f"rescuing {service}"):
+                await self._rescue(service)
+                rescued = True
+            if not rescued:
+                self._registered.add(service)  # try again next time
+
+    async def _reconcile(self, service: str) -> None:
+        """A served service missing from the set: put it back, or retire it here too."""
+        if service not in self._known:
+            return
+        if service in self._routed or service in self._sending:
+            # A route target, or being sent to here (admission is skipped for a served
+            # service): its messages are ours to deliver, and it must stay listed.
+            await self.targets.add(service)
+        else:
+            await self.retire(service, remove=False)  # puts it back unless empty and instance-less
 
     async def _sweep_forever(self) -> None:
         interval = min(STATS_EXPORT_S, self.config.target_idle_s / 2)
@@ -231,38 +281,65 @@ class Dispatcher:
         rescued_at = time.monotonic()
         while True:
             await asyncio.sleep(interval)
-            try:
+            with _logged("sweep"):
                 await self.sweep()
-                if time.monotonic() - rescued_at >= rescue_every:
-                    rescued_at = time.monotonic()
+            if time.monotonic() - rescued_at >= rescue_every:
+                rescued_at = time.monotonic()
+                with _logged("check of registered services"):
                     for service in await self.views.store.services():
-                        await self._rescue(service)
-            except MeshError as exc:
-                log.warning("router sweep: %s", exc)
+                        with _logged(f"rescuing {service}"):
+                            await self._rescue(service)
 
     async def sweep(self) -> None:
-        """Export every member's queue gauges (dropping non-members'), and retire idle services."""
+        """Export every member's queue gauges (dropping non-members'), and retire idle services.
+
+        One queue-stats script per member decides idleness and gives the gauges' totals;
+        the per-priority split of delayed and dead counts (``queue_split``, which reads the
+        whole parked hash and up to 100k dead letters) is read only for a queue that holds
+        any, and then at most every ``STATS_EXPORT_S`` while those totals stay the same.
+        A member whose figures cannot be read is skipped this time; the others are not.
+        """
         members = await self.admin.services()
         now = time.monotonic()
         for service in members:
-            rows, stats = await self.admin.service_stats(service)
-            for row, priority in zip(rows, PRIORITIES, strict=True):
-                metrics.set_queue(
-                    service,
-                    priority.value,
-                    row.depth,
-                    row.in_flight,
-                    row.delayed,
-                    row.dead_letters,
-                    seconds_of(row.oldest_age),
-                )
-            if service not in self._known or service in self._routed:
-                continue
-            idle = is_empty(stats) and service not in self._sending and not await self._has_instances(service)
-            if self.idle.observe(service, idle, now):
-                await self.retire(service, remove=True)
+            with _logged(f"sweep of {service}"):
+                await self._sweep_one(service, now)
         for service in metrics.services() - set(members):
             metrics.forget(service)
+        for service in set(self._splits) - set(members):
+            del self._splits[service]
+        self.idle.retain(set(members) & self._known)
+
+    async def _sweep_one(self, service: str, now: float) -> None:
+        queue = self.queue(service)
+        stats = await queue.stats()
+        for row, priority in zip(
+            rows(service, stats, await self._split(service, queue, stats, now)), PRIORITIES, strict=True
+        ):
+            metrics.set_queue(
+                service,
+                priority.value,
+                row.depth,
+                row.in_flight,
+                row.delayed,
+                row.dead_letters,
+                seconds_of(row.oldest_age),
+            )
+        if service not in self._known or service in self._routed:
+            return
+        idle = is_empty(stats) and service not in self._sending and not await self._has_instances(service)
+        if self.idle.observe(service, idle, now):
+            await self.retire(service, remove=True)
+
+    async def _split(self, service: str, queue: DurableQueue, stats: QueueStats, now: float) -> Split:
+        """The queue's split, read again when its delayed/dead totals changed or it is stale."""
+        totals = (stats.delayed, stats.dead)
+        cached = self._splits.get(service)
+        if cached is not None and cached[0] == totals and now - cached[1] < STATS_EXPORT_S:
+            return cached[2]
+        split = await self.admin.split(queue, stats)
+        self._splits[service] = (totals, now, split)
+        return split
 
     async def _rescue(self, service: str) -> None:
         """Serve a service not served here whose queue holds anything (its set entry was lost)."""
@@ -275,8 +352,10 @@ class Dispatcher:
     async def retire(self, service: str, *, remove: bool) -> bool:
         """Stop serving an idle service (and, with ``remove``, take it out of the set); True if done.
 
-        Not done (and undone) when a Send for it is running here, or when it turns out not
-        to be idle: see the module docstring for why no message can be stranded.
+        Not done when a Send for it is running here (the caller tries again later), and
+        undone when it turns out not to be idle: see the module docstring for why no message
+        can be stranded. However it ends (an error, a cancellation by stop()), the Worker is
+        either serving again or stopped.
         """
         if service in self._sending or service in self._routed or service not in self._known:
             return False
@@ -297,18 +376,39 @@ class Dispatcher:
                     await self.targets.add(service)
             except MeshError as exc:
                 log.warning("router: could not retire %s: %s", service, exc)
-            if busy and service not in self._known:  # take up where it was
-                self._known.add(service)
-                if worker is not None and self._running:
-                    self._workers[service], worker = worker, None
-                self._serve(service)
-            if worker is not None:
-                await worker.stop(grace=self.config.deliver_timeout_s)
+            finally:  # also on a cancellation or another error: never leave the Worker behind
+                if busy and service not in self._known:  # take up where it was
+                    self._known.add(service)
+                    if worker is not None and self._running:
+                        self._workers[service], worker = worker, None
+                    self._serve(service)
+                if worker is not None:
+                    await self._stop_worker(worker)
             if not busy and service not in self._known:
                 self.idle.forget(service)
                 self.views.forget(service)
+                self._splits.pop(service, None)
                 metrics.forget(service)
+                await self.deliverer.forget(service)
                 log.info("router: retired idle service %s", service)
         finally:
             self._retiring.discard(service)
         return not busy
+
+    async def _stop_worker(self, worker: Worker) -> None:
+        """Stop a Worker to completion even if the caller is cancelled (stop() waits for it)."""
+        task = asyncio.ensure_future(worker.stop(grace=self.config.deliver_timeout_s))
+        self._worker_stops.add(task)
+        task.add_done_callback(self._worker_stops.discard)
+        await asyncio.shield(task)
+
+
+@contextlib.contextmanager
+def _logged(what: str) -> Iterator[None]:
+    """Log and swallow a failure of one step of a background loop, so the loop goes on."""
+    try:
+        yield
+    except MeshError as exc:  # Redis unavailable or refusing: expected, and retried
+        log.warning("router %s: %s", what, exc)
+    except Exception:
+        log.exception("router %s failed", what)

@@ -12,11 +12,13 @@ all of that forever. Two bounds:
   refused when the set already holds ``max_target_services`` members — unless the service
   has a live instance or is a route target: operators decide those, so a caller filling
   the set with made-up names can never lock out a real service. Check and add are one
-  script, so concurrent Sends through any number of replicas never overshoot.
+  script, so concurrent admissions through any number of replicas never overshoot; a
+  service put back without admission (a retirement undone, see ``Dispatcher``) can.
 * **Retirement**: a service (not a route target) whose queue is empty — nothing ready,
   in flight, delayed, waiting behind an ordering key, or dead-lettered — and that has no
   live instance, observed so for ``target_idle_s``, leaves the set; every replica then
-  stops its Worker and removes its metric series (see ``Dispatcher``).
+  stops its Worker, removes its metric series and closes the sink connections only it
+  used (see ``Dispatcher``).
 """
 
 from __future__ import annotations
@@ -75,3 +77,8 @@ class IdleClock:
 
     def forget(self, service: str) -> None:
         self._since.pop(service, None)
+
+    def retain(self, services: set[str]) -> None:
+        """Forget every service but ``services`` (no longer observed: its idle time restarts)."""
+        for service in set(self._since) - services:
+            del self._since[service]

@@ -43,28 +43,51 @@ class Replica:
     port: int
     dispatcher: Dispatcher
     router: router_pb2_grpc.RouterServiceStub
+    started: asyncio.Task[int] | None = None
+    """With ``hold``: the runtime's start, done once the held dispatcher started."""
 
 
 @pytest.fixture
 async def start_replica(fast_config: MeshConfig) -> AsyncIterator[Callable[..., Awaitable[Replica]]]:
-    """Start router replicas sharing the test Redis, each on its own port, with config overrides."""
+    """Start router replicas sharing the test Redis, each on its own port, with config overrides.
+
+    ``hold``: the dispatcher's start waits for that event (the gRPC port is open already),
+    as a replica's does while its earlier background tasks start.
+    """
     runtimes: list[ProcessRuntime] = []
     closers: list[Any] = []
+    starts: list[asyncio.Task[int]] = []
 
-    async def start(overrides: dict[str, Any]) -> Replica:
+    async def start(overrides: dict[str, Any], hold: asyncio.Event | None = None) -> Replica:
         config = with_overrides(fast_config, {**overrides, "registry.port": free_port()})
         redis = connect(config.redis)
         closers.append(redis.aclose)
         runtime = ProcessRuntime("registry", config, redis)
-        await runtime.start()
+        dispatcher = next(t for t in runtime.app.background if isinstance(t, Dispatcher))
+        started = None
+        if hold is None:
+            await runtime.start()
+        else:
+            real_start = dispatcher.start
+
+            async def held_start(host: Any = None) -> None:
+                await hold.wait()
+                await real_start(host)
+
+            dispatcher.start = held_start  # type: ignore[method-assign]
+            started = asyncio.create_task(runtime.start())
+            starts.append(started)
         runtimes.append(runtime)
         await wait_for(lambda: host_serving(runtime.host), what="registry SERVING")
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.host.port}")
         closers.append(channel.close)
-        dispatcher = next(t for t in runtime.app.background if isinstance(t, Dispatcher))
-        return Replica(runtime.host.port, dispatcher, router_pb2_grpc.RouterServiceStub(channel))
+        return Replica(runtime.host.port, dispatcher, router_pb2_grpc.RouterServiceStub(channel), started)
 
     yield start
+    for task in starts:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     for runtime in runtimes:
         await runtime.stop()
     for close in closers:
@@ -146,8 +169,11 @@ async def test_send_batch_refuses_only_the_messages_past_the_cap(start_replica: 
     batch = [mpb.Message(to_service=f"batch-{n}", payload=b"x") for n in range(4)]
     reply = await replica.router.SendBatch(rpb.SendBatchRequest(messages=batch))
     exhausted = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-    assert [r.error_code for r in reply.results] == [0, 0, exhausted, exhausted]
-    assert "registry.max_target_services = 2" in reply.results[2].error_message
+    # The batch's messages are admitted concurrently: which two win is not ordered.
+    assert sorted(r.error_code for r in reply.results) == [0, 0, exhausted, exhausted]
+    refused = [r for r in reply.results if r.error_code]
+    assert all("registry.max_target_services = 2" in r.error_message for r in refused)
+    assert all(r.message_id for r in reply.results if not r.error_code)
 
 
 async def test_registered_services_and_route_targets_are_admitted_past_the_cap(
@@ -206,12 +232,18 @@ async def test_idle_service_is_retired_on_every_replica_with_its_series(
     await sink.wait_for(1)
     await wait_for(lambda: LEDGER in b.dispatcher.serving(), what="replica b serving the ledger")
     await wait_for(lambda: depth_series(LEDGER) == 0 and accepted_series(LEDGER) == 1, what="series")
+    assert a.dispatcher.deliverer.addresses() | b.dispatcher.deliverer.addresses()  # the sink's
     await instance.stop(grace=0.5)  # deregisters: no live instance any more
     await wait_for(lambda: retired_everywhere(redis_client, LEDGER, a, b), what="ledger retired")
-    assert depth_series(LEDGER) is None and accepted_series(LEDGER) is None
-    for stream in DurableQueue(redis_client, queue_name(LEDGER)).keys.streams:
-        for group in await redis_client.xinfo_groups(stream):
-            assert group["consumers"] == 0  # every Worker stopped and left the group
+    # A replica's Worker leaves `serving()` before it has stopped and its series are gone:
+    # wait for the end state itself.
+    await wait_for(lambda: depth_series(LEDGER) is None and accepted_series(LEDGER) is None, what="no series")
+    await wait_for(lambda: _no_consumers(redis_client, LEDGER), what="every Worker left the group")
+    await wait_for(
+        lambda: not a.dispatcher.deliverer.addresses() and not b.dispatcher.deliverer.addresses(),
+        what="the sink's connections closed",
+    )
+    assert await retired_everywhere(redis_client, LEDGER, a, b)
     assert "notification-service" in a.dispatcher.serving()  # route targets are never retired
 
 
@@ -254,6 +286,8 @@ async def test_queue_with_waiting_messages_or_dead_letters_is_never_retired(
     kept = {"waiting-service", "dead-letter-service"}
     assert kept <= await members(redis_client) and kept <= replica.dispatcher.serving()
     assert depth_series("waiting-service") == 1
+    dead = {"service": "dead-letter-service", "priority": "normal"}
+    assert REGISTRY.get_sample_value("wedmesh_router_dead_letters", dead) == 1  # the split, in the sweep
     sink = RecordingSink()
     await start_sink(replica, "waiting-service", sink)
     await sink.wait_for(1)
@@ -309,6 +343,14 @@ async def test_sends_racing_retirement_always_leave_their_service_served(
         assert sum(s.depth for s in stats.stats) == 1
 
 
+async def _no_consumers(client: AnyRedis, service: str) -> bool:
+    for stream in DurableQueue(client, queue_name(service)).keys.streams:
+        for group in await client.xinfo_groups(stream):
+            if group["consumers"]:
+                return False
+    return True
+
+
 async def _in_set_and_served(client: AnyRedis, replica: Replica, name: str) -> bool:
     return name in await members(client) and name in replica.dispatcher.serving()
 
@@ -320,3 +362,165 @@ async def _reject(message: Message) -> None:
 async def _dead_letters(replica: Replica, service: str) -> bool:
     reply = await replica.router.GetQueueStats(rpb.GetQueueStatsRequest(service_name=service))
     return sum(s.dead_letters for s in reply.stats) == 1
+
+
+QUIET = {"registry.target_idle_s": 3600}  # only the test retires
+
+
+async def test_send_before_the_dispatcher_starts_is_delivered_once_it_does(
+    start_replica: Any, start_sink: Any
+) -> None:
+    """The gRPC port opens before the dispatcher starts: a Send accepted then is delivered after."""
+    hold = asyncio.Event()
+    replica = await start_replica(QUIET, hold=hold)
+    early = await send(replica, LEDGER, b"early")  # acknowledged: persisted, dispatcher not running
+    assert LEDGER not in replica.dispatcher.serving()
+    hold.set()
+    assert replica.started is not None
+    await replica.started
+    sink = RecordingSink()
+    await start_sink(replica, LEDGER, sink)
+    await sink.wait_for(1)
+    assert sink.messages[0].message_id == early.message_id
+
+
+async def test_service_retired_elsewhere_while_sent_to_here_is_put_back(
+    start_replica: Any, redis_client: AnyRedis
+) -> None:
+    """Replica b retires S while a Send to S runs on a (which serves S, so skips admission): a puts S back."""
+    a, b = await start_replica(QUIET), await start_replica(QUIET)
+    async with a.dispatcher.sending(LEDGER):  # admitted: in the set, served on a
+        pass
+    await wait_for(lambda: LEDGER in b.dispatcher.serving(), what="b serving the ledger")
+    async with a.dispatcher.sending(LEDGER):  # a Send in flight on a, for as long as the test needs
+        assert await b.dispatcher.retire(LEDGER, remove=True)  # idle as far as b can tell
+        assert LEDGER not in await members(redis_client)
+        await wait_for(lambda: _in_set(redis_client, LEDGER), what="a putting the ledger back")
+        await wait_for(lambda: LEDGER in b.dispatcher.serving(), what="b serving the ledger again")
+        assert LEDGER in a.dispatcher.serving()
+
+
+async def test_sweep_goes_on_past_a_service_whose_stats_fail(
+    start_replica: Any, start_sink: Any, redis_client: AnyRedis
+) -> None:
+    """A member whose queue cannot be read is logged and skipped: the others' gauges and retirement go on."""
+    broken = "broken-service"  # sorts before the ledger: swept first
+    await redis_client.set(DurableQueue(redis_client, queue_name(broken)).keys.streams[0], "not a stream")
+    await redis_client.sadd(services_key(), broken)
+    replica = await start_replica(IDLE)
+    await wait_for(lambda: broken in replica.dispatcher.serving(), what="the broken service served")
+    sink = RecordingSink()
+    instance = await start_sink(replica, LEDGER, sink)
+    await send(replica, LEDGER)
+    await sink.wait_for(1)
+    await wait_for(lambda: depth_series(LEDGER) == 0, what="the ledger's gauges")
+    await instance.stop(grace=0.5)
+    await wait_for(lambda: retired_everywhere(redis_client, LEDGER, replica), what="ledger retired")
+    assert broken in await members(redis_client) and depth_series(broken) is None
+
+
+async def test_loops_and_stop_survive_unexpected_errors(
+    start_replica: Any, redis_client: AnyRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follow raising a non-Mesh error does not end its loop; stop() gets past a failing Worker."""
+    replica = await start_replica(QUIET)
+    dispatcher = replica.dispatcher
+    real_follow = dispatcher.follow
+    failed = asyncio.Event()
+
+    async def follow_failing_once() -> None:
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("injected")
+        await real_follow()
+
+    monkeypatch.setattr(dispatcher, "follow", follow_failing_once)
+    await wait_for(failed.is_set, what="the injected failure")
+    await redis_client.sadd(services_key(), "added-later")
+    await wait_for(lambda: "added-later" in dispatcher.serving(), what="the follow loop going on")
+
+    first = dispatcher._workers["added-later"]
+    real_stop = first.stop
+
+    async def stop_failing(grace: float = 10.0) -> None:
+        await real_stop(grace)
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(first, "stop", stop_failing)
+    others = [w for name, w in dispatcher._workers.items() if name != "added-later"]
+    assert others  # the route targets'
+    await dispatcher.stop()  # logs the failure, raises nothing
+    assert dispatcher.serving() == set()
+    assert all(w._main is not None and w._main.done() for w in others)
+
+
+@pytest.mark.parametrize("interruption", ["cancelled", "error"])
+async def test_interrupted_retirement_leaves_the_worker_serving(
+    start_replica: Any, redis_client: AnyRedis, monkeypatch: pytest.MonkeyPatch, interruption: str
+) -> None:
+    """A retirement cancelled, or failing with a non-Mesh error, mid-way puts its Worker back."""
+    replica = await start_replica(QUIET)
+    dispatcher = replica.dispatcher
+    async with dispatcher.sending(LEDGER):
+        pass
+    worker = dispatcher._workers[LEDGER]
+    entered = asyncio.Event()
+
+    async def remove(service: str) -> None:
+        entered.set()
+        if interruption == "error":
+            raise RuntimeError("injected")
+        await asyncio.Event().wait()  # until cancelled
+
+    monkeypatch.setattr(dispatcher.targets, "remove", remove)
+    retiring = asyncio.create_task(dispatcher.retire(LEDGER, remove=True))
+    await wait_for(entered.is_set, what="the retirement under way")
+    if interruption == "cancelled":
+        retiring.cancel()  # as stop() cancelling the sweep that runs it
+    with pytest.raises((asyncio.CancelledError, RuntimeError)):
+        await retiring
+    assert dispatcher._workers.get(LEDGER) is worker and worker._main is not None
+    assert not worker._main.done()  # still claiming, and known to stop() again
+    assert LEDGER in await members(redis_client)
+
+
+async def test_registration_during_a_retirement_serves_the_service_once_it_settled(
+    start_replica: Any, start_sink: Any, redis_client: AnyRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration seen while its service was being retired still rescues the service's queue."""
+    replica = await start_replica(QUIET)
+    dispatcher = replica.dispatcher
+    async with dispatcher.sending(LEDGER):
+        pass
+    real_has_instances = dispatcher._has_instances
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def has_instances_read_before_the_registration(service: str) -> bool:
+        found = await real_has_instances(service)
+        if service == LEDGER and LEDGER in dispatcher._retiring:
+            entered.set()
+            await release.wait()
+        return found
+
+    monkeypatch.setattr(dispatcher, "_has_instances", has_instances_read_before_the_registration)
+    retiring = asyncio.create_task(dispatcher.retire(LEDGER, remove=True))
+    await wait_for(entered.is_set, what="the retirement reading the registry")
+    sink = RecordingSink()
+    await start_sink(replica, LEDGER, sink)
+    await wait_for(lambda: LEDGER in dispatcher._registered, what="the registration seen")
+    await dispatcher.follow()  # a follow pass while the ledger is being retired
+    # After the retirement read the (empty) queue: what a replica dying between its enqueue
+    # and putting the service back would leave behind. Delayed, so that the Worker being
+    # retired (still running until the retirement ends) cannot be the one delivering it.
+    stranded = mpb.Message(message_id="stranded-2", to_service=LEDGER, payload=b"late")
+    await DurableQueue(redis_client, queue_name(LEDGER)).submit(
+        stranded.SerializeToString(), Priority.NORMAL, message_id="stranded-2", max_attempts=4, delay=2.0
+    )
+    release.set()
+    assert await retiring  # it read an empty queue and no instance
+    await sink.wait_for(1)  # rescued by the next follow, not the 30 s check of registered services
+    assert sink.messages[0].message_id == "stranded-2"
+
+
+async def _in_set(client: AnyRedis, service: str) -> bool:
+    return service in await members(client)

@@ -20,6 +20,12 @@ DEADLINE_EXCEEDED instead, and no endpoint failure. A failure is remembered for
 fetch, or come right after it, get it again (:attr:`TokenEndpointFailed.repeated`)
 instead of each asking the endpoint once more.
 
+A failed *renewal* does not fail calls while the current token is still valid: renewal
+starts ``refresh_margin_s`` before expiry precisely so that the token endpoint may be
+down for a while; until :data:`EXPIRY_SKEW_S` before expiry the current token is used (a
+warning is logged per failed attempt, at most one per :data:`FAILURE_TTL_S`), and only
+then do calls fail with the endpoint's error.
+
 The client authenticates with HTTP Basic as RFC 6749 §2.3.1 says: client id and secret
 each form-urlencoded, then joined with ``:`` and base64-encoded (a ``:`` or ``+`` in a
 secret reaches the provider as the secret, not as a separator or a space).
@@ -54,6 +60,7 @@ POLL_INTERVAL_S = 0.05
 DEFAULT_EXPIRES_IN_S = 3600
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024  # a token answer is a few KB; read no more than this
 FAILURE_TTL_S = 1.0  # a token-endpoint failure is re-raised to callers for this long
+EXPIRY_SKEW_S = 1.0  # a token this close to expiry is no longer used when renewal fails
 _ACCESS_TOKEN = re.compile(r"[\x21-\x7e]+")  # what `Authorization: Bearer <token>` can carry
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # RFC 6749 §5.2 `error`, e.g. invalid_client
 _COMPARE_DELETE = lua_source("services.gateway", "compare_delete")
@@ -125,32 +132,59 @@ class ClientCredentials:
         self.fetches = 0  # token requests this process made (for tests and metrics)
 
     async def token(self) -> str:
-        """A fresh access token; at most one fetch in flight across all replicas."""
+        """A fresh access token; at most one fetch in flight across all replicas.
+
+        While renewal fails, the current token serves until shortly before it expires."""
         local = self._local
         if local and local.fresh(time.time()):
             return local.access_token
-        self._raise_recent_failure()
+        failed = self._recent_failure()
+        if failed is not None:
+            return self._current_or(failed)
         async with self._lock:
             local = self._local
             if local and local.fresh(time.time()):
                 return local.access_token
-            self._raise_recent_failure()  # the fetch these callers waited for failed
+            failed = self._recent_failure()
+            if failed is not None:  # the fetch these callers waited for failed
+                return self._current_or(failed)
             try:
                 token = await self._shared_token()
             except TokenEndpointFailed as exc:
                 ttl = min(FAILURE_TTL_S, exc.retry_after if exc.retry_after is not None else FAILURE_TTL_S)
                 self._failed = (exc, time.monotonic() + ttl)
-                raise
+                current = self._still_valid()
+                if current is None:
+                    raise
+                log.warning(
+                    "oauth2 token renewal failed; using the current token until it expires",
+                    extra={"service_id": self.service_id, "reason": exc.message},
+                )
+                return current
             self._failed = None
             self._local = token
             return token.access_token
 
-    def _raise_recent_failure(self) -> None:
-        """Re-raise the token endpoint's failure while it is remembered (marked ``repeated``)."""
+    def _still_valid(self) -> str | None:
+        """The current token while it has more than :data:`EXPIRY_SKEW_S` left, else None."""
+        local = self._local
+        if local is not None and time.time() < local.expires_at - EXPIRY_SKEW_S:
+            return local.access_token
+        return None
+
+    def _recent_failure(self) -> TokenEndpointFailed | None:
         failed = self._failed
         if failed is not None and time.monotonic() < failed[1]:
-            exc = failed[0]
-            raise TokenEndpointFailed(exc.message, retry_after=exc.retry_after, repeated=True)
+            return failed[0]
+        return None
+
+    def _current_or(self, failed: TokenEndpointFailed) -> str:
+        """The still-valid current token, else ``failed`` again (marked ``repeated``: it was
+        counted against the breaker once, when it happened)."""
+        current = self._still_valid()
+        if current is not None:
+            return current
+        raise TokenEndpointFailed(failed.message, retry_after=failed.retry_after, repeated=True)
 
     async def invalidate(self, access_token: str) -> None:
         """Forget ``access_token`` (the upstream said 401), here and in Redis."""

@@ -398,3 +398,35 @@ async def test_client_credentials_are_form_encoded_before_basic(make_upstream, g
     stub = await gateway({"svc": oauth_table(up.url)})
     assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
     assert up.token_requests == 1
+
+
+async def test_failed_renewal_keeps_using_the_current_token_until_it_expires(
+    make_upstream, gateway, oauth_env
+) -> None:
+    """Renewal starts before expiry so the token endpoint may be down a while: calls keep
+    succeeding with the current token (no breaker failure), and fail only once it has expired."""
+    up = await make_upstream(oauth_client=("cid", "csecret"), token_ttl_s=4.0)  # renewed after 2 s
+    stub = await gateway({"svc": oauth_table(up.url)})
+    assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
+    first = up.requests[-1].headers["authorization"]
+    up.token_status = 503
+
+    async def renewal_failed_but_call_worked() -> bool:
+        reply = await stub.Invoke(invoke("svc"), timeout=10)
+        assert reply.status_code == 200 and up.requests[-1].headers["authorization"] == first
+        return up.token_requests >= 2
+
+    await wait_for(renewal_failed_but_call_worked, timeout=10, interval=0.1, what="a failed renewal")
+    health = (await stub.GetServiceHealth(gateway_pb2.GetServiceHealthRequest(service_id="svc"))).health
+    assert health.consecutive_failures == 0
+    assert health.instances[0].breaker_state == gateway_pb2.BREAKER_STATE_CLOSED
+
+    async def fails_once_expired() -> bool:
+        try:
+            await stub.Invoke(invoke("svc"), timeout=10)
+        except grpc.aio.AioRpcError as err:
+            assert err.code() == grpc.StatusCode.UNAVAILABLE and "token endpoint" in (err.details() or "")
+            return True
+        return False
+
+    await wait_for(fails_once_expired, timeout=10, interval=0.1, what="calls fail after expiry")

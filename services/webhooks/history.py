@@ -94,12 +94,13 @@ class History:
         event_type: str,
         set_fields: Mapping[str, bytes | str | int],
         keep_fields: Mapping[str, bytes | str | int] = {},
-    ) -> str:
-        """Upsert the event's hash (``keep_fields`` only where absent); returns its log id."""
+    ) -> bool:
+        """Upsert the event's hash (``keep_fields`` only when it is created); True when this
+        record created it (a first delivery, for events recorded nowhere else)."""
         keys, args = self.call_args(provider_id, event_id, event_type, set_fields, keep_fields)
         with translate_redis_errors("record event"):
-            logged = await self._record(keys=keys, args=args)
-        return _str(logged)
+            created = await self._record(keys=keys, args=args)
+        return bool(int(created))
 
     async def record_many(self, calls: Sequence[tuple[list[str], list[Any]]]) -> None:
         """Several records (from :meth:`call_args`) in one script call: one slot, one round trip."""

@@ -13,7 +13,8 @@ accepted once the worker catches up. A repeat of an event the queue already hold
 DUPLICATE (200): the idempotency key is checked before the limit.
 
 Ignored types (authentic, outside the provider's list) are recorded in history only, under
-an id derived from the provider event id, so a repeat does not record them twice.
+an id derived from the provider event id, so a repeat does not record them twice: it
+answers DUPLICATE with the first delivery's event id.
 """
 
 from __future__ import annotations
@@ -194,8 +195,9 @@ class Intake:
             "status": int(record.status),
             "received_ms": received,
         }
-        if ignored:  # stored nowhere else: recorded before answering
-            await self.history.record(provider_id, event_id, parsed.event_type, {}, keep)
+        if ignored:  # stored nowhere else: recorded before answering; a repeat is a duplicate
+            if not await self.history.record(provider_id, event_id, parsed.event_type, {}, keep):
+                outcome = DUPLICATE
         elif outcome == ACCEPTED:  # the queue holds it: history may lag
             self.writer.submit(provider_id, event_id, parsed.event_type, keep)
         name = records.OUTCOME_NAMES[outcome]

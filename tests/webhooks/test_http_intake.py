@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from services.core.config import MeshConfig
 from services.core.server import ServiceHost
+from services.webhooks.layout import log_key
 from services.webhooks.providers import queue_name
 from tests.webhooks.conftest import EMAIL_SECRET, STRIPE_SECRET, SUPPLIER_SECRET, Shim, webhooks_config
 from tests.webhooks.payloads import (
@@ -209,6 +210,9 @@ async def test_ignored_type_is_200_ignored_and_recorded_not_queued(
         )
     assert got.event.status == webhooks_pb2.WEBHOOK_EVENT_STATUS_IGNORED
     assert got.event.event_type == "customer.created"
+    again = await shim.post("stripe", body, stripe_headers(body, STRIPE_SECRET))
+    assert again.json() == {"event_id": reply.json()["event_id"], "status": "duplicate"}
+    assert await redis_client.xlen(log_key("stripe")) == 1  # recorded once
 
 
 async def test_rotated_secrets_both_verify(

@@ -15,7 +15,8 @@ end
 -- pairs go first, so a set pair of the same name wins. One HGET and one HSET for an event
 -- already recorded, the worker's common case.
 -- `argv` holds, from index `i`: count of set pairs, the set pairs, count of keep pairs,
--- the keep pairs. Returns the log id and the index after the last pair read.
+-- the keep pairs. Returns the log id, the index after the last pair read, and whether this
+-- record created the hash.
 local function record_event(hash, log, event_id, event_type, retention, now, i, extra)
   local logged = redis.call('HGET', hash, 'log_id')
   local set_from, n_set = i + 1, tonumber(ARGV[i])
@@ -37,5 +38,5 @@ local function record_event(hash, log, event_id, event_type, retention, now, i, 
   fields[#fields + 1] = now
   redis.call('HSET', hash, unpack(fields))
   if created then redis.call('PEXPIRE', hash, retention) end
-  return logged, i
+  return logged, i, created
 end

@@ -27,6 +27,24 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {
 }
 
 
+class Throttle:
+    """At most one "yes" per ``interval_s`` per key: one warning line per interval about a
+    condition that can repeat per request (a full queue, a refused signature, a connection
+    limit), not one per request. Keys must come from a bounded set (configured ids)."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str = "") -> bool:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            return False
+        self._last[key] = now
+        return True
+
+
 def new_request_id() -> str:
     return unique_id()
 

@@ -53,11 +53,13 @@ async def list_page(
     """Oldest failure first across the providers in scope (dead ids are failure times).
 
     Each provider's dead-letter stream is read from its own position; the token carries
-    every unfinished provider's position, as ListEvents' does.
+    every unfinished provider's position, as ListEvents' does, and is bound to the
+    ``provider_id`` filter it was issued for.
     """
     in_scope = [p.id for p in scope(providers, request.provider_id)]
     size = paging.page_size(request.page_size)
-    state = paging.decode(request.page_token)
+    bound: paging.Filters = {"provider_id": request.provider_id}
+    state = paging.decode(request.page_token, bound)
     positions: Any = state.get("p") if state else dict.fromkeys(in_scope, "")
     if not isinstance(positions, dict) or any(
         provider_id not in in_scope or (after != "" and read_after(after) is None)
@@ -83,7 +85,7 @@ async def list_page(
         if has_more or any(c[1] == provider_id for c in left):
             following[provider_id] = mine[-1] if mine else positions[provider_id]
     if following:
-        out.next_page_token = paging.encode({"p": following})
+        out.next_page_token = paging.encode({"p": following}, bound)
     return out
 
 

@@ -38,18 +38,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from services.core import metrics
+from services.core import logs, metrics
 
 log = logging.getLogger("wedmesh.shim")
 
 BUSY_LOG_EVERY_S = 10.0
-_busy_logged = -BUSY_LOG_EVERY_S  # monotonic time of the last "connection limit" warning
+_busy_log = logs.Throttle(BUSY_LOG_EVERY_S)  # one "connection limit" warning per interval
+Asgi = Callable[[Any, Any, Any], Awaitable[None]]
 
 if TYPE_CHECKING:
     _Base = HttpToolsProtocol
@@ -68,9 +69,6 @@ def _timeout_response(timeout_s: float) -> bytes:
     return head.encode("ascii") + body
 
 
-_BUSY_BODY = json.dumps({"error": "too many open connections to the webhook endpoint; retry later"}).encode()
-
-
 class _HeadDeadline(_Base):
     """Mixin for uvicorn's HTTP protocols. It relies on what both of them do: ``self.cycle``
     is replaced when a request head is complete, ``on_response_complete`` runs after each
@@ -79,53 +77,37 @@ class _HeadDeadline(_Base):
     """
 
     head_timeout_s: float = 10.0
-    busy_retry_after_s: int = 5
+    busy_response: Asgi | None = None  # the 503 past limit_concurrency (None: uvicorn's own)
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = False  # bytes arrived since the timer was armed
     _connection_limit: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.limit_concurrency is not None:
+        if self.limit_concurrency is not None and self.busy_response is not None:
             self._connection_limit = self.limit_concurrency
             self.limit_concurrency = None  # uvicorn's plain 503 off: _app_unless_busy answers instead
             self._asgi_app = self.app
             self.app = self._app_unless_busy
 
     async def _app_unless_busy(self, scope: Any, receive: Any, send: Any) -> None:
-        """The app, or the 503 uvicorn would send, with ``Retry-After`` and a JSON body.
+        """The app, or :attr:`busy_response` where uvicorn would send its plain 503.
 
         uvicorn's test, made as the request starts (its head has arrived): this request's task
         is already one of ``self.tasks``, so "running requests before it >= limit" is ``>``.
         """
         limit = self._connection_limit
-        assert limit is not None
+        assert limit is not None and self.busy_response is not None
         if len(self.connections) < limit and len(self.tasks) <= limit:
             await self._asgi_app(scope, receive, send)
             return
-        global _busy_logged
-        now = time.monotonic()
-        if now - _busy_logged >= BUSY_LOG_EVERY_S:  # one line per interval, not one per refusal
-            _busy_logged = now
+        if _busy_log.due():
             log.warning(
                 "connection limit reached: answering 503",
                 extra={"connections": len(self.connections), "max_connections": limit},
             )
         metrics.child(metrics.HTTP_REQUESTS, "connection_limit", "503").inc()
-        body = _BUSY_BODY
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(self.busy_retry_after_s).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await self.busy_response(scope, receive, send)
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -182,18 +164,17 @@ _BASES: dict[str, type[_HeadDeadline]] = {"httptools": _HttpToolsHeadDeadline, "
 
 
 def head_timeout_protocol(
-    timeout_s: float, http: Literal["httptools", "h11"] = "httptools", *, busy_retry_after_s: int = 5
+    timeout_s: float, http: Literal["httptools", "h11"] = "httptools", *, busy_response: Asgi | None = None
 ) -> type[asyncio.Protocol]:
     """uvicorn's ``http`` protocol class with a ``timeout_s`` deadline for each request head,
-    and ``Retry-After: busy_retry_after_s`` on the 503 past ``limit_concurrency``.
+    and ``busy_response`` (an ASGI app: the shim's JSON 503 with ``Retry-After``) in place of
+    uvicorn's plain 503 past ``limit_concurrency``.
 
     httptools is what uvicorn's "auto" picks, and the shim depends on ``uvicorn[standard]``.
     h11 is here so the mechanism can be tested on both.
     """
     if timeout_s <= 0:
         raise ValueError(f"head timeout must be positive, got {timeout_s}")
-    if busy_retry_after_s < 1:
-        raise ValueError(f"Retry-After must be at least 1 s, got {busy_retry_after_s}")
     base = _BASES[http]
-    attributes = {"head_timeout_s": timeout_s, "busy_retry_after_s": busy_retry_after_s}
+    attributes = {"head_timeout_s": timeout_s, "busy_response": busy_response}
     return type(base.__name__.lstrip("_"), (base,), attributes)

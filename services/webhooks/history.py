@@ -4,9 +4,10 @@ Who writes: intake records an event as RECEIVED right after the queue took it â€
 acknowledgement path, through :class:`HistoryWriter`, which pipelines many records per
 round trip so that an ingest costs one Redis script, not two â€” and IGNORED events directly
 (they are stored nowhere else). The worker records FAILED / DEAD_LETTERED, and PROCESSED
-in the same script that appends to the normalised-events stream. Every write sets "keep"
-fields only when absent, so whichever record comes first creates the event and logs it
-once, and a RECEIVED record lost in a crash is recreated by the worker's. The queue stays
+in the same script that appends to the normalised-events stream. The "keep" fields, the log
+entry and the TTL are written only by the record that creates the event, so whichever
+record comes first creates it and logs it once (retention counts from then), and a RECEIVED
+record lost in a crash is recreated by the worker's. The queue stays
 the source of truth for processing; history is the operator's view.
 """
 

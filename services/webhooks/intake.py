@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.core import metrics
+from services.core import logs, metrics
 from services.core.errors import InvalidArgument, MeshError, NotFound, Unauthenticated, Unavailable
 from services.core.ids import unique_id
 from services.core.queue import Enqueued, QueueFull
@@ -46,7 +46,7 @@ RECEIVED_STATUS = webhooks_pb2.WEBHOOK_EVENT_STATUS_RECEIVED
 IGNORED_STATUS = webhooks_pb2.WEBHOOK_EVENT_STATUS_IGNORED
 MAX_FIELD_CHARS = 256
 QUEUE_FULL_RETRY_AFTER_S = 10.0
-FULL_LOG_EVERY_S = 10.0
+LOG_EVERY_S = 10.0  # repeated warnings: one per provider per interval
 # Metric labels: a refusal's provider label is a configured id or this (config ids cannot
 # start with "_"), so requests naming made-up providers cannot grow the series without bound.
 UNKNOWN_PROVIDER_LABEL = "_unknown"
@@ -104,8 +104,8 @@ class Intake:
         self.providers = providers
         self.history = history
         self.writer = writer
-        self._full_logged: dict[str, float] = {}
-        self._refused_logged: dict[str, float] = {}
+        self._full_log = logs.Throttle(LOG_EVERY_S)  # per provider
+        self._refused_log = logs.Throttle(LOG_EVERY_S)
 
     def count_rejected(self, provider_id: str, exc: MeshError) -> None:
         """One refusal in ``wedmesh_webhooks_rejected_total`` (gRPC code, or QUEUE_FULL)."""
@@ -127,9 +127,7 @@ class Intake:
                 payload, message_id=event_id, idempotency_key=key, max_depth=limit
             )
         except QueueFull as exc:
-            now = time.monotonic()
-            if now - self._full_logged.get(provider.id, -FULL_LOG_EVERY_S) >= FULL_LOG_EVERY_S:
-                self._full_logged[provider.id] = now  # one line per provider per interval, not per webhook
+            if self._full_log.due(provider.id):
                 log.warning(
                     "webhooks refused: provider queue full",
                     extra={"provider": provider.id, "backlog": exc.backlog, "max_queue_depth": limit},
@@ -143,9 +141,7 @@ class Intake:
     def _log_refused(self, provider_id: str, remote_addr: str, exc: Unauthenticated) -> None:
         """One warning per provider per interval naming the sender (a stale secret, a probe):
         a flood of forged webhooks must not become a flood of log lines."""
-        now = time.monotonic()
-        if now - self._refused_logged.get(provider_id, -FULL_LOG_EVERY_S) >= FULL_LOG_EVERY_S:
-            self._refused_logged[provider_id] = now
+        if self._refused_log.due(provider_id):
             log.warning(
                 "webhook signature refused",
                 extra={

@@ -64,8 +64,3 @@ def decode(token: str, filters: Filters | None = None) -> dict[str, Any]:
         if bound != filters_digest(filters):
             raise InvalidArgument(DIFFERENT_FILTERS)
     return state
-
-
-def rebind(token: str, filters: Filters) -> str:
-    """``token`` (one this server issued unbound) bound to ``filters``; "" stays ""."""
-    return encode(decode(token), filters) if token else ""

@@ -155,6 +155,13 @@ def _error(
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def _busy_response() -> JSONResponse:
+    """The answer past ``max_connections``: the shim's 503, and the connection closed."""
+    response = _error(503, "too many open connections to the webhook endpoint; retry later", retry=True)
+    response.headers["connection"] = "close"
+    return response
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes; stop as soon as the body would pass it."""
     chunks, size = [], 0
@@ -326,9 +333,7 @@ def uvicorn_server(
             host=host,
             port=port,
             **(ssl or {}),
-            http=head_timeout_protocol(
-                config.header_timeout_s, http, busy_retry_after_s=DEFAULT_RETRY_AFTER_S
-            ),
+            http=head_timeout_protocol(config.header_timeout_s, http, busy_response=_busy_response()),
             ws="none",
             log_config=None,
             access_log=False,

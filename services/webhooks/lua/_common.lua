@@ -7,6 +7,13 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The index after the `n_set, set pairs, n_keep, keep pairs` arguments that start at `i`
+-- (what record_event returns, for a script that needs it before calling it).
+local function after_pairs(i)
+  local keep_at = i + 1 + 2 * tonumber(ARGV[i])
+  return keep_at + 1 + 2 * tonumber(ARGV[keep_at])
+end
+
 -- Upsert an event's history hash. `set` pairs (then `extra`, a Lua list of field/value
 -- pairs) are written every time; `keep` pairs (the raw record, when it was received, its
 -- first status) only when the hash is created, which is also when the event is logged in
@@ -20,9 +27,9 @@ end
 local function record_event(hash, log, event_id, event_type, retention, now, i, extra)
   local logged = redis.call('HGET', hash, 'log_id')
   local set_from, n_set = i + 1, tonumber(ARGV[i])
-  i = i + 1 + 2 * n_set
-  local keep_from, n_keep = i + 1, tonumber(ARGV[i])
-  i = i + 1 + 2 * n_keep
+  local keep_at = set_from + 2 * n_set
+  local keep_from, n_keep = keep_at + 1, tonumber(ARGV[keep_at])
+  i = keep_from + 2 * n_keep
   local fields = {}
   local created = not logged
   if created then

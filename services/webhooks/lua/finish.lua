@@ -10,9 +10,8 @@
 local now = now_ms()
 local cursor = redis.call('GET', KEYS[1])
 if not cursor then
-  local after_set = 7 + 2 * tonumber(ARGV[6])
   local fields = {}
-  for a = after_set + 1 + 2 * tonumber(ARGV[after_set]), #ARGV do fields[#fields + 1] = ARGV[a] end
+  for a = after_pairs(6), #ARGV do fields[#fields + 1] = ARGV[a] end
   local minid = math.max(0, now - tonumber(ARGV[2]))
   cursor = redis.call('XADD', KEYS[2], 'MINID', '~', tostring(minid), '*', unpack(fields))
   redis.call('SET', KEYS[1], cursor, 'PX', tonumber(ARGV[1]))

@@ -73,15 +73,10 @@ class RouterAdmin:
     async def stats(self, service: str = "") -> list[router_pb2.QueueStats]:
         out: list[router_pb2.QueueStats] = []
         for name in await self._scope(service):
-            found, _ = await self.service_stats(name)
-            out.extend(found)
+            queue = self.queue_for(name)
+            stats = await queue.stats()
+            out.extend(rows(name, stats, await self.split(queue, stats)))
         return out
-
-    async def service_stats(self, name: str) -> tuple[list[router_pb2.QueueStats], QueueStats]:
-        """One service's rows (one per priority) and its queue's totals."""
-        queue = self.queue_for(name)
-        stats = await queue.stats()
-        return rows(name, stats, await self.split(queue, stats)), stats
 
     async def split(self, queue: DurableQueue, stats: QueueStats) -> Split:
         """Delayed and dead counts per priority (high, normal, low, then the same for dead).

@@ -22,9 +22,12 @@ Retiring never loses a message while the replicas that queued into it keep runni
 2. Retiring ``S`` on a replica is skipped (not waited for: the caller tries again on its
    next pass) while a Send for it runs there; otherwise it first (without yielding) stops
    serving ``S``, so a Send that starts afterwards admits ``S`` again (set and Worker).
-   Only then does it remove ``S`` from the set and read the queue and the registry;
-   anything found — a message, a dead letter, a live instance, or ``S`` admitted again
-   meanwhile — undoes it (``S`` back in the set and served). Interrupted (an error, or
+   Only then does it read the registry (a live instance undoes it before the set is
+   touched), remove ``S`` from the set and read the queue; anything found — a message, a
+   dead letter, or ``S`` admitted again meanwhile — undoes it (``S`` back in the set and
+   served). An instance registering after the registry read does not: the queue read
+   after the removal is what keeps messages safe, and the next Send admits ``S`` again
+   (past the cap: it has an instance). Interrupted (an error, or
    ``stop()`` cancelling it), it is undone too: the Worker serves again (3 puts ``S``
    back in the set), or is stopped when the dispatcher is stopping.
 3. Every ``DISCOVER_SERVICES_S`` each replica compares what it serves with the set. A
@@ -70,7 +73,7 @@ from services.registry.codec import queue_name
 from services.registry.delivery import IDLE_WAIT_S, Deliverer
 from services.registry.routes import RoutesTable
 from services.registry.settings import RegistryConfig
-from services.registry.targets import IdleClock, TargetSet, is_empty
+from services.registry.targets import IdleClock, TargetSet
 from services.registry.timeutil import seconds_of, wait_event
 from services.registry.view import InstanceViews
 from wedsync.registry.v1 import registry_pb2 as reg_pb
@@ -192,9 +195,16 @@ class Dispatcher:
         worker.start()
 
     def on_change(self, event: reg_pb.WatchEvent) -> None:
-        """Feed listener: a registration may be what a retired service's waiting messages need."""
+        """Feed listener: a registration may be what a retired service's waiting messages need.
+
+        For a served service it is a live instance: not idle, so its idle time restarts.
+        """
         name = event.instance.service_name
-        if event.type == reg_pb.WATCH_EVENT_TYPE_REGISTERED and name not in self._known:
+        if event.type != reg_pb.WATCH_EVENT_TYPE_REGISTERED:
+            return
+        if name in self._known:
+            self.idle.forget(name)
+        else:
             self._registered.add(name)
             self._follow_now.set()
 
@@ -257,12 +267,12 @@ class Dispatcher:
             if service in self._retiring:  # served once its retirement settled, if it must be
                 self._registered.add(service)
                 continue
-            rescued = False
             with _logged(f"rescuing {service}"):
-                await self._rescue(service)
-                rescued = True
-            if not rescued:
-                self._registered.add(service)  # try again next time
+                try:
+                    await self._rescue(service)
+                except Exception:
+                    self._registered.add(service)  # try again next time
+                    raise
 
     async def _reconcile(self, service: str) -> None:
         """A served service missing from the set: put it back, or retire it here too."""
@@ -327,7 +337,8 @@ class Dispatcher:
             )
         if service not in self._known or service in self._routed:
             return
-        idle = is_empty(stats) and service not in self._sending and not await self._has_instances(service)
+        # No registry read here: retire() asks it once, when the clock says the service is due.
+        idle = stats.empty and service not in self._sending and not self.views.known_healthy(service)
         if self.idle.observe(service, idle, now):
             await self.retire(service, remove=True)
 
@@ -345,7 +356,7 @@ class Dispatcher:
         """Serve a service not served here whose queue holds anything (its set entry was lost)."""
         if service in self._known or service in self._retiring:
             return
-        if not is_empty(await self.queue(service).stats()):
+        if not (await self.queue(service).stats()).empty:
             await self.targets.add(service)
             self._adopt(service)
 
@@ -354,8 +365,11 @@ class Dispatcher:
 
         Not done when a Send for it is running here (the caller tries again later), and
         undone when it turns out not to be idle: see the module docstring for why no message
-        can be stranded. However it ends (an error, a cancellation by stop()), the Worker is
-        either serving again or stopped.
+        can be stranded. The registry is read once, before the set is touched: a live
+        instance ends the retirement there (``S`` still in the set; put back when
+        reconciling), and, like any retirement attempt that went through, restarts the
+        service's idle time. However it ends (an error, a cancellation by stop()), the
+        Worker is either serving again or stopped.
         """
         if service in self._sending or service in self._routed or service not in self._known:
             return False
@@ -368,12 +382,16 @@ class Dispatcher:
         busy = True
         try:
             try:
-                if remove:
-                    await self.targets.remove(service)
-                stats = await self.queue(service).stats()
-                busy = service in self._known or not is_empty(stats) or await self._has_instances(service)
-                if busy:
-                    await self.targets.add(service)
+                if await self._has_instances(service):
+                    if not remove:  # reconciling: it is missing from the set
+                        await self.targets.add(service)
+                else:
+                    if remove:
+                        await self.targets.remove(service)
+                    stats = await self.queue(service).stats()
+                    busy = service in self._known or not stats.empty
+                    if busy:
+                        await self.targets.add(service)
             except MeshError as exc:
                 log.warning("router: could not retire %s: %s", service, exc)
             finally:  # also on a cancellation or another error: never leave the Worker behind
@@ -385,7 +403,6 @@ class Dispatcher:
                 if worker is not None:
                     await self._stop_worker(worker)
             if not busy and service not in self._known:
-                self.idle.forget(service)
                 self.views.forget(service)
                 self._splits.pop(service, None)
                 metrics.forget(service)
@@ -393,6 +410,7 @@ class Dispatcher:
                 log.info("router: retired idle service %s", service)
         finally:
             self._retiring.discard(service)
+            self.idle.forget(service)  # retired, or found busy: either way its idle time restarts
         return not busy
 
     async def _stop_worker(self, worker: Worker) -> None:

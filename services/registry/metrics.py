@@ -66,11 +66,6 @@ def set_queue(
     _gauged.setdefault(service, set()).add(priority)
 
 
-def gauged_services() -> set[str]:
-    """Services that have queue gauge series in this process."""
-    return set(_gauged)
-
-
 def services() -> set[str]:
     """Services that have any series in this process."""
     return {*_gauged, *_latencies, *(service for service, _ in _counters)}

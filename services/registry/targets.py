@@ -18,21 +18,21 @@ all of that forever. Two bounds:
   in flight, delayed, waiting behind an ordering key, or dead-lettered — and that has no
   live instance, observed so for ``target_idle_s``, leaves the set; every replica then
   stops its Worker, removes its metric series and closes the sink connections only it
-  used (see ``Dispatcher``).
+  used (see ``Dispatcher``). The idle clock (:class:`IdleClock`) runs on what the sweep
+  reads anyway (the queue's totals) and what the replica knows without asking Redis (a
+  Send running, a registration on the change feed, a current view with a healthy
+  instance); the registry is asked for live instances once, when the clock says the
+  service is due, and a live instance found then starts its clock again. So a registered
+  service whose queue stays empty costs one registry read per ``target_idle_s``, not one
+  per sweep.
 """
 
 from __future__ import annotations
 
 from services.core.errors import translate_redis_errors
-from services.core.queue import QueueStats
 from services.core.redis_client import AnyRedis
 from services.registry.admin import services_key
 from services.registry.scripts import Scripts
-
-
-def is_empty(stats: QueueStats) -> bool:
-    """Nothing the queue could still deliver or show: ready, in flight, delayed, ordered, dead."""
-    return stats.depth == 0 and stats.delayed == 0 and stats.ordered_waiting == 0 and stats.dead == 0
 
 
 class TargetSet:
@@ -76,6 +76,7 @@ class IdleClock:
         return now - self._since.setdefault(service, now) >= self.idle_s
 
     def forget(self, service: str) -> None:
+        """Start the service's idle time again (seen busy, or retired)."""
         self._since.pop(service, None)
 
     def retain(self, services: set[str]) -> None:

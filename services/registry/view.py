@@ -87,6 +87,12 @@ class InstanceViews:
                     view.loaded_at = time.monotonic()
         return view.instances
 
+    def known_healthy(self, service: str) -> bool:
+        """A current view (no change since it was loaded, younger than ``view_refresh_s``)
+        holds a healthy instance; never reads Redis, so False also means "not known"."""
+        view = self._views.get(service)
+        return view is not None and bool(view.instances) and not self._outdated(view)
+
     def _usable(self, instance: pb.ServiceInstance, now: float) -> bool:
         until = self._suspended.get(_skey(instance))
         return until is None or until <= now

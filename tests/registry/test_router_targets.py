@@ -14,11 +14,10 @@ from prometheus_client import REGISTRY
 
 from services.core.config import MeshConfig, with_overrides
 from services.core.local_redis import free_port
-from services.core.queue import DurableQueue, Priority
+from services.core.queue import DurableQueue, Priority, QueueStats
 from services.core.redis_client import AnyRedis, connect
 from services.core.runner import ProcessRuntime
 from services.core.settings_base import ConfigError
-from services.registry import metrics
 from services.registry.admin import services_key
 from services.registry.codec import queue_name
 from services.registry.dispatcher import Dispatcher
@@ -133,6 +132,16 @@ def accepted_series(service: str) -> float | None:
     )
 
 
+def series_of(service: str) -> list[str]:
+    """Names of every exported sample labelled with ``service``."""
+    return [
+        sample.name
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        if sample.labels.get("service") == service
+    ]
+
+
 async def retired_everywhere(client: AnyRedis, service: str, *replicas: Replica) -> bool:
     return service not in await members(client) and all(
         service not in r.dispatcher.serving() for r in replicas
@@ -217,7 +226,7 @@ async def test_get_queue_stats_for_any_name_adds_no_metric_series(start_replica:
     reply = await replica.router.GetQueueStats(rpb.GetQueueStatsRequest(service_name="never-sent-to"))
     assert [s.depth for s in reply.stats] == [0, 0, 0]
     assert depth_series("never-sent-to") is None
-    assert "never-sent-to" not in metrics.gauged_services()
+    assert not series_of("never-sent-to")
     assert "never-sent-to" not in replica.dispatcher.serving()
 
 
@@ -492,19 +501,26 @@ async def test_registration_during_a_retirement_serves_the_service_once_it_settl
     dispatcher = replica.dispatcher
     async with dispatcher.sending(LEDGER):
         pass
-    real_has_instances = dispatcher._has_instances
+    real_queue = dispatcher.queue
     entered, release = asyncio.Event(), asyncio.Event()
 
-    async def has_instances_read_before_the_registration(service: str) -> bool:
-        found = await real_has_instances(service)
-        if service == LEDGER and LEDGER in dispatcher._retiring:
-            entered.set()
-            await release.wait()
-        return found
+    def queue_read_before_the_registration(service: str) -> DurableQueue:
+        queue = real_queue(service)
+        if service == LEDGER and LEDGER in dispatcher._retiring:  # its last read: after the registry's
+            real_stats = queue.stats
 
-    monkeypatch.setattr(dispatcher, "_has_instances", has_instances_read_before_the_registration)
+            async def stats() -> QueueStats:
+                found = await real_stats()
+                entered.set()
+                await release.wait()
+                return found
+
+            queue.stats = stats  # type: ignore[method-assign]
+        return queue
+
+    monkeypatch.setattr(dispatcher, "queue", queue_read_before_the_registration)
     retiring = asyncio.create_task(dispatcher.retire(LEDGER, remove=True))
-    await wait_for(entered.is_set, what="the retirement reading the registry")
+    await wait_for(entered.is_set, what="the retirement reading the queue")
     sink = RecordingSink()
     await start_sink(replica, LEDGER, sink)
     await wait_for(lambda: LEDGER in dispatcher._registered, what="the registration seen")
@@ -517,10 +533,76 @@ async def test_registration_during_a_retirement_serves_the_service_once_it_settl
         stranded.SerializeToString(), Priority.NORMAL, message_id="stranded-2", max_attempts=4, delay=2.0
     )
     release.set()
-    assert await retiring  # it read an empty queue and no instance
+    assert await retiring  # it read no instance, then an empty queue
     await sink.wait_for(1)  # rescued by the next follow, not the 30 s check of registered services
     assert sink.messages[0].message_id == "stranded-2"
 
 
 async def _in_set(client: AnyRedis, service: str) -> bool:
     return service in await members(client)
+
+
+async def test_sweep_reads_the_registry_only_when_a_service_is_due(
+    start_replica: Any, start_sink: Any, redis_client: AnyRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty queue with a live instance: no registry read per sweep; one when due, restarting its clock."""
+    replica = await start_replica(QUIET)
+    dispatcher = replica.dispatcher
+    sweeping = next(t for t in dispatcher._tasks if t.get_name() == "router-sweep")
+    sweeping.cancel()  # only the test sweeps
+    await asyncio.gather(sweeping, return_exceptions=True)
+    async with dispatcher.sending(LEDGER):  # admitted; its queue stays empty
+        pass
+    dispatcher.idle._since[LEDGER] = 0.0
+    await start_sink(replica, LEDGER, RecordingSink())
+    await wait_for(lambda: LEDGER not in dispatcher.idle._since, what="the registration seen")
+    # No current healthy view (as for an instance that has not been delivered to lately):
+    # only the registry can tell that the ledger is not idle.
+    monkeypatch.setattr(dispatcher.views, "known_healthy", lambda service: False)
+    reads: list[str] = []
+    real_has_instances = dispatcher._has_instances
+
+    async def has_instances(service: str) -> bool:
+        reads.append(service)
+        return await real_has_instances(service)
+
+    monkeypatch.setattr(dispatcher, "_has_instances", has_instances)
+    dispatcher.idle.idle_s = 0.5
+    for _ in range(5):
+        await dispatcher.sweep()
+    assert reads == []  # idle, not yet due: queue totals only
+    await asyncio.sleep(0.5)
+    await dispatcher.sweep()  # due: one read, which finds the instance
+    assert reads == [LEDGER]
+    for _ in range(5):
+        await dispatcher.sweep()
+    assert reads == [LEDGER]  # its idle time started again
+    assert LEDGER in await members(redis_client) and LEDGER in dispatcher.serving()
+
+
+async def test_a_registration_or_a_current_healthy_view_restarts_the_idle_clock(
+    start_replica: Any, start_sink: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the replica knows without Redis (the change feed, its instance view) keeps a service busy."""
+    replica = await start_replica(QUIET)
+    dispatcher = replica.dispatcher
+    async with dispatcher.sending(LEDGER):
+        pass
+    clock = dispatcher.idle._since
+    clock[LEDGER] = 0.0  # idle since long ago
+    await start_sink(replica, LEDGER, RecordingSink())  # its registration, on the change feed
+    await wait_for(lambda: LEDGER not in clock, what="the registration restarting the clock")
+    monkeypatch.setattr(dispatcher.views, "refresh_s", 60.0)  # the view stays current while we look
+    await wait_for(lambda: dispatcher.views.healthy(LEDGER), what="a healthy instance in the view")
+    assert dispatcher.views.known_healthy(LEDGER)
+    reads: list[str] = []
+
+    async def has_instances(service: str) -> bool:
+        reads.append(service)
+        return True
+
+    monkeypatch.setattr(dispatcher, "_has_instances", has_instances)
+    clock[LEDGER] = 0.0
+    await dispatcher.sweep()
+    assert LEDGER not in clock and reads == []  # seen busy without asking the registry
+    assert LEDGER in dispatcher.serving()

@@ -48,6 +48,11 @@ class QueueStats:
         ready = sum(max(0, p.depth - p.in_flight) for p in self.priorities.values())
         return ready + self.delayed + self.ordered_waiting
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to deliver or show: nothing ready, in flight, delayed, ordered-waiting or dead."""
+        return self.depth == 0 and self.delayed == 0 and self.ordered_waiting == 0 and self.dead == 0
+
 
 def _entry_ms(entry_id: bytes | str) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

@@ -27,12 +27,10 @@ from pydantic import SecretStr
 
 from services.core.config import env_secret
 from services.core.redis_client import AnyRedis
+from services.gateway.hygiene import FIELD_CHAR, HEADER_VALUE, NOT_CONTROL, first_bad_char
 from services.gateway.oauth2 import ClientCredentials
 from services.gateway.settings import AuthConfig
 
-# What a header can carry of a secret (RFC 9110 field value, ASCII): visible characters with
-# inner spaces/tabs; surrounding whitespace is not part of a value, so it would be lost.
-_HEADER_SECRET = re.compile(r"[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?")
 _TOKEN_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+")
 
 
@@ -114,21 +112,17 @@ def secret_problem(value: str, *, header: bool) -> str | None:
     """Why ``value`` cannot be sent, or None; says where and what kind, never what it is.
 
     ``header``: sent as a header value as is (bearer token, API key), so visible ASCII with
-    inner spaces only; otherwise (basic, OAuth2 client credentials) base64-encoded, where
-    anything but control characters is fine (RFC 7617 §2)."""
-    if header and _HEADER_SECRET.fullmatch(value):
+    inner spaces or tabs only (:data:`.hygiene.HEADER_VALUE`); otherwise (basic, OAuth2
+    client credentials) base64-encoded, where anything but control characters is fine (RFC 7617 §2)."""
+    if header and HEADER_VALUE.fullmatch(value):
         return None
-    last = len(value) - 1
-    for position, char in enumerate(value):
-        code = ord(char)
-        if code < 0x20 or code == 0x7F:
-            where = f"at position {position}"
-            if position == last:
-                hint = " (a newline from the file it was read from?)" if char in "\r\n" else ""
-                where = "at the end" + hint
-            return f"holds control character 0x{code:02x} {where}"
-        if header and code > 0x7E:
-            return f"holds a non-ASCII character at position {position}; a header carries only ASCII"
+    bad = first_bad_char(value, FIELD_CHAR if header else NOT_CONTROL)
+    if bad is not None:
+        if "at the end" in bad and value[-1] in "\r\n":
+            bad += "; a newline from the file it was read from?"
+        elif "non-ASCII" in bad:
+            bad += "; a header carries only ASCII"
+        return f"holds {bad}"
     if header:
         return "starts or ends with a space or tab, which a header value cannot keep"
     return None
@@ -156,6 +150,13 @@ def build_auth(
     name = secrets.get(config.username_env or "") if config.type == "basic" else None
     if name is not None and ":" in name.get_secret_value():
         invalid.append(f"${config.username_env} is unusable: a basic-auth user name cannot hold ':'")
+    raw = config.type == "oauth2_client_credentials" and config.client_auth_encoding == "raw"
+    client_id = secrets.get(config.client_id_env or "") if raw else None
+    if client_id is not None and ":" in client_id.get_secret_value():
+        invalid.append(
+            f"${config.client_id_env} is unusable: a client id holding ':' cannot be sent with "
+            'client_auth_encoding = "raw" (use "form")'
+        )
     if missing or invalid:
         return AuthSetup(None, missing, invalid)
 
@@ -192,6 +193,7 @@ def build_auth(
         client_id=secret(config.client_id_env),
         client_secret=secret(config.client_secret_env),
         scope=config.scope,
+        client_auth_encoding=config.client_auth_encoding,
         refresh_margin_s=config.refresh_margin_s,
         timeout_s=timeout_s,
         variables=(config.client_id_env or "", config.client_secret_env or ""),

@@ -17,14 +17,22 @@ at the first coding there is no decoder for here (``br``, ``zstd``): that one an
 under it stay applied, and :func:`plan` says which (the caller keeps them in
 ``Content-Encoding``). ``identity`` is nothing to undo. A body that does not decode is
 :class:`UndecodableBody`, as it was with httpx's decoders.
+
+A body not read to its end, whatever stopped the reading, is abandoned in
+:func:`read_body` (the HTTP/2 stream is reset), so no caller can forget to.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Iterable
 
 import httpx
+
+from services.gateway.netbackend import abandon_stream
+
+log = logging.getLogger("wedmesh.gateway.bodies")
 
 DECODABLE = ("gzip", "deflate")
 SLACK_BYTES = 64 * 1024
@@ -122,12 +130,21 @@ def _slack(room: int) -> int:
 
 async def read_body(response: httpx.Response, limit: int) -> bytes:
     """The decoded body of ``response``, or :class:`ResponseTooLarge` as soon as it passes
-    ``limit`` bytes. Reads ``response.stream``; closing it is the caller's job."""
+    ``limit`` bytes. Reads ``response.stream``; closing it is the caller's job.
+
+    Whenever reading stops before the end of the stream — past the cap, an undecodable
+    body, a read timeout or other transport error, a cancellation — the rest is abandoned
+    here, before the caller closes the response (:func:`.netbackend.abandon_stream`: on a
+    shared HTTP/2 connection the stream is reset, so its unread DATA frames do not eat
+    the connection's receive window). Every reader of an upstream's body — answers
+    (``Upstream._send``) and OAuth2 token answers (``oauth2.ClientCredentials._fetch``,
+    on the same pool and, by default, the same connection) — goes through here."""
     stream = response.stream
     assert isinstance(stream, httpx.AsyncByteStream)
     layers = [_Inflate(c) for c in plan(content_codings(response))[0]]
     parts: list[bytes] = []
     size = 0
+    ended = False  # the stream was read to its end
 
     def keep(data: bytes) -> None:
         nonlocal size
@@ -148,6 +165,7 @@ async def read_body(response: httpx.Response, limit: int) -> bytes:
             for index, layer in enumerate(layers):
                 chunk = layer.feed(chunk, room(index))
             keep(chunk)
+        ended = True
         if layers:
             tail = b""
             for index, layer in enumerate(layers):
@@ -155,4 +173,10 @@ async def read_body(response: httpx.Response, limit: int) -> bytes:
             keep(tail)
     except _Overflow:
         raise ResponseTooLarge(limit) from None
+    finally:
+        if not ended:
+            try:
+                await abandon_stream(response)
+            except Exception:  # best effort: never hide why reading stopped
+                log.warning("could not abandon an unread answer body", exc_info=True)
     return parts[0] if len(parts) == 1 else b"".join(parts)

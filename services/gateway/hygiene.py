@@ -60,9 +60,13 @@ MAX_CACHED_PATH_CHARS = 512  # longer (rare) paths are checked every time, never
 
 # RFC 9110 field-value restricted to ASCII: visible characters, spaces and tabs.
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
-_FIELD_CHAR = re.compile(r"[\t\x20-\x7e]")
 _KEY_CHAR = re.compile(r"[\x20-\x7e]")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+# Visible ASCII with inner spaces/tabs: what a header value can carry exactly (surrounding
+# whitespace is not part of a value). Also the rule for secrets sent as headers (.auth).
+HEADER_VALUE = re.compile(r"[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?")
+FIELD_CHAR = re.compile(r"[\t\x20-\x7e]")  # one character of a header value
+NOT_CONTROL = re.compile(r"[^\x00-\x1f\x7f]")  # one character that is no (C0/DEL) control
 
 
 def check_method(method: str) -> str:
@@ -197,19 +201,43 @@ def _check_field_value(what: str, value: str, max_chars: int) -> str:
     if len(value) > max_chars:
         raise InvalidArgument(f"{what} is {len(value)} characters; at most {max_chars} are allowed")
     if _FIELD_VALUE.fullmatch(value) is None:
-        _refuse_character(what, value, _FIELD_CHAR, "visible ASCII, spaces and tabs")
+        _refuse_character(what, value, FIELD_CHAR, "visible ASCII, spaces and tabs")
     return value
 
 
 def _refuse_character(what: str, value: str, allowed: re.Pattern[str], rule: str) -> None:
     """Refuse the first character of ``value`` outside ``allowed``, by position and kind only."""
+    bad = first_bad_char(value, allowed)
+    if bad is not None:
+        raise InvalidArgument(
+            f"{what} has {bad}; it may hold only {rule} (percent-encode or base64 other data)"
+        )
+
+
+def first_bad_char(value: str, allowed: re.Pattern[str]) -> str | None:
+    """The first character of ``value`` that ``allowed`` does not fullmatch, described by
+    kind and position only (``control character 0x0a at the end (position 9)``, ``a non-ASCII character
+    at position 3``, ``whitespace at position 7``) — never the character or the value,
+    which may be a credential; None when every character is allowed.
+
+    The one place the gateway's refusals (caller headers and keys here, secrets in
+    :mod:`.auth`, base URLs in :mod:`.settings`) point at a character."""
+    last = len(value) - 1
     for position, char in enumerate(value):
-        if not allowed.fullmatch(char):
-            kind = "a non-ASCII character" if ord(char) > 0x7F else f"control character 0x{ord(char):02x}"
-            raise InvalidArgument(
-                f"{what} has {kind} at position {position}; it may hold only {rule} "
-                "(percent-encode or base64 other data)"
-            )
+        if allowed.fullmatch(char):
+            continue
+        code = ord(char)
+        if code < 0x20 or code == 0x7F:
+            kind = f"control character 0x{code:02x}"
+        elif code > 0x7F:
+            kind = "a non-ASCII whitespace character" if char.isspace() else "a non-ASCII character"
+        elif char.isspace():
+            kind = "whitespace"
+        else:
+            kind = "a character that is not allowed"
+        where = f"at the end (position {position})" if position == last else f"at position {position}"
+        return f"{kind} {where}"
+    return None
 
 
 def _connection_listed(headers: Mapping[str, str]) -> set[str]:

@@ -279,8 +279,9 @@ def httpcore_transport(
 
 
 async def abandon_stream(response: httpx.Response) -> None:
-    """Let go of an answer whose body will not be read to the end (it passed the cap),
-    without harming the connection it came on. Call before closing the response.
+    """Let go of an answer whose body will not be read to the end (it passed the cap, does
+    not decode, or the read failed), without harming the connection it came on. Call
+    before closing the response; :func:`.bodies.read_body` does, whenever it stops early.
 
     HTTP/1.1 needs nothing: closing a response mid-body closes its connection (both
     pools). On HTTP/2 httpcore (1.0) only forgets the stream: it sends no RST_STREAM, so
@@ -321,9 +322,13 @@ async def abandon_stream(response: httpx.Response) -> None:
 
 def _http2_stream(stream: Any) -> tuple[Any, int, Any] | None:
     """(httpcore HTTP/2 connection, stream id, httpcore request) behind an httpx
-    response stream of :func:`httpcore_transport`, or None."""
+    response stream of :func:`httpcore_transport` (directly, or bound to an
+    ``httpx.AsyncClient``'s response), or None."""
     from httpcore._async.http2 import HTTP2ConnectionByteStream
+    from httpx._client import BoundAsyncStream
 
+    if isinstance(stream, BoundAsyncStream):  # an httpx.AsyncClient's response (the token fetch)
+        stream = stream._stream
     inner = getattr(getattr(stream, "_httpcore_stream", None), "_stream", None)  # httpx → pool → conn
     if not isinstance(inner, HTTP2ConnectionByteStream):
         return None

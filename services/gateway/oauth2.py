@@ -28,7 +28,10 @@ then do calls fail with the endpoint's error.
 
 The client authenticates with HTTP Basic as RFC 6749 §2.3.1 says: client id and secret
 each form-urlencoded, then joined with ``:`` and base64-encoded (a ``:`` or ``+`` in a
-secret reaches the provider as the secret, not as a separator or a space).
+secret reaches the provider as the secret, not as a separator or a space). Providers
+that do not decode them would refuse a secret holding ``/``, ``+``, ``=`` and the like
+(common in base64-style secrets): for them the upstream's ``auth.client_auth_encoding =
+"raw"`` sends both as they are.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
@@ -109,6 +112,7 @@ class ClientCredentials:
         client_id: SecretStr,
         client_secret: SecretStr,
         scope: str = "",
+        client_auth_encoding: Literal["form", "raw"] = "form",
         refresh_margin_s: float = 30.0,
         timeout_s: float = 10.0,
         variables: tuple[str, str],
@@ -120,6 +124,7 @@ class ClientCredentials:
         self.client_id = client_id
         self.client_secret = client_secret
         self.scope = scope
+        self.client_auth_encoding = client_auth_encoding
         self.refresh_margin_s = refresh_margin_s
         self.timeout_s = timeout_s
         self.variables = variables  # names of the client id/secret variables, for messages
@@ -277,11 +282,14 @@ class ClientCredentials:
         return Token(access, now + expires_in, now + expires_in - margin)
 
     def _basic_auth(self) -> tuple[str, str]:
-        """Client id and secret for HTTP Basic, form-urlencoded first (RFC 6749 §2.3.1)."""
-        return (
-            urllib.parse.quote_plus(self.client_id.get_secret_value()),
-            urllib.parse.quote_plus(self.client_secret.get_secret_value()),
-        )
+        """Client id and secret for HTTP Basic: form-urlencoded first (RFC 6749 §2.3.1) with
+        ``client_auth_encoding = "form"``, as they are with ``"raw"`` (providers that do
+        not decode them; such a pair cannot hold ``:`` in the id)."""
+        client_id = self.client_id.get_secret_value()
+        secret = self.client_secret.get_secret_value()
+        if self.client_auth_encoding == "raw":
+            return client_id, secret
+        return urllib.parse.quote_plus(client_id), urllib.parse.quote_plus(secret)
 
     def _refusal(self, status: int, body: bytes) -> str:
         """Why a non-200 token answer came, and what to check; the OAuth2 ``error`` code

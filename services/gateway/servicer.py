@@ -22,10 +22,10 @@ from grpc_status import rpc_status
 
 from services.core.auth import current_caller
 from services.core.errors import FailedPrecondition, NotFound, ResourceExhausted
+from services.core.server import MAX_MESSAGE_BYTES as MAX_REPLY_BYTES
 from services.gateway import health, hygiene
 from services.gateway.gateway import Gateway
 from services.gateway.normalizers import NORMALIZERS, Document
-from services.gateway.settings import MAX_REPLY_BYTES
 from services.gateway.upstream import Outgoing, Result, Upstream
 from wedsync.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -123,8 +123,14 @@ def render(result: Result, up: Upstream, out: Outgoing, *, raw_only: bool) -> ga
     hint why. The body is at most ``max_response_bytes`` (at most half the limit), so it
     is the normalised copy that can push a reply over: then it is left out (normalisation
     FAILED, saying so; the body stays). Should the body and headers alone not fit, the
-    call is FAILED_PRECONDITION naming the cap to lower."""
+    call is FAILED_PRECONDITION naming the cap to lower.
+
+    ``ByteSize()`` serialises the whole reply (upb encodes to measure), body included, and
+    gRPC serialises it again to send it: so it is only called when a cheap upper bound
+    (:func:`_rough_size`) comes within :data:`SIZE_CHECK_SLACK` of the limit."""
     reply = _render(result, up, out, raw_only=raw_only)
+    if _rough_size(reply) <= MAX_REPLY_BYTES - SIZE_CHECK_SLACK:
+        return reply
     size = reply.ByteSize()
     if size <= MAX_REPLY_BYTES:
         return reply
@@ -145,6 +151,23 @@ def render(result: Result, up: Upstream, out: Outgoing, *, raw_only: bool) -> ga
         f"message limit of {MAX_REPLY_BYTES}; ask for less (filter or page) or lower "
         f"gateway.upstreams.{up.service_id}.max_response_bytes"
     )
+
+
+# Below the limit by more than this, a reply's rough size (:func:`_rough_size`) is trusted
+# without measuring it: far more than the tags, lengths and small fields it leaves out.
+SIZE_CHECK_SLACK = 1024 * 1024
+
+
+def _rough_size(reply: gateway_pb2.InvokeResponse) -> int:
+    """At least the serialised size of ``reply`` less a few KiB of tags, lengths and scalar
+    fields, without serialising the body: the body's length, the normalised copy's size
+    (measured: it can be larger than the body, e.g. a list's defaults), and each string at
+    four bytes per character (UTF-8's most) plus framing."""
+    field = reply.WhichOneof("normalized")
+    rough = len(reply.body) + (getattr(reply, field).ByteSize() if field is not None else 0)
+    texts = [*reply.headers.keys(), *reply.headers.values()]
+    texts += [reply.instance, reply.upstream_request_id, reply.normalization_error]
+    return rough + sum(4 * len(text) + 16 for text in texts)
 
 
 def _render(result: Result, up: Upstream, out: Outgoing, *, raw_only: bool) -> gateway_pb2.InvokeResponse:

@@ -18,13 +18,16 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from services.core.settings_base import GrpcServerConfig, Section
+from services.gateway.hygiene import first_bad_char
 
 SERVICE_ID = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
-# The gRPC message limit (services/core/server.py, MAX_MESSAGE_BYTES; a test keeps them equal).
-MAX_REPLY_BYTES = 8 * 1024 * 1024
 # An Invoke reply carries the body, its headers and the normalised copy of it: half the
-# reply limit leaves the other half for the rest (checked again before sending).
-MAX_RESPONSE_BYTES = MAX_REPLY_BYTES // 2
+# gRPC message limit (services/core/server.MAX_MESSAGE_BYTES, 8 MiB) leaves the other half
+# for the rest (the servicer checks the reply against that limit before sending). Not
+# computed from it: services.core.config imports this module and services.core.server
+# imports services.core.config, so importing the server here would be circular
+# (tests/gateway/test_bodies.py checks the relation).
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_RESPONSE_BYTES = MAX_RESPONSE_BYTES
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -46,6 +49,13 @@ class AuthConfig(Section):
     token_url_env: EnvName | None = Field(default=None, description="oauth2: variable overriding token_url")
     token_path: str = Field(default="/oauth/token", description="oauth2: default token URL is base + this")
     scope: str = ""
+    client_auth_encoding: Literal["form", "raw"] = Field(
+        default="form",
+        description=(
+            "oauth2: 'form' form-urlencodes client id and secret before HTTP Basic (RFC 6749 "
+            "2.3.1); 'raw' sends them as they are, for providers that do not decode them"
+        ),
+    )
     refresh_margin_s: PositiveSeconds = Field(default=30.0, description="refresh this long before expiry")
 
     @model_validator(mode="after")
@@ -173,6 +183,7 @@ class UpstreamConfig(Section):
 
 _BASE_URL = re.compile(r"https?://[^/?#\s@\x00-\x1f\x7f]+(/[^?#\s\x00-\x1f\x7f]*)?")
 _SCHEME = re.compile(r"https?://", re.IGNORECASE)
+_URL_CHAR = re.compile(r"[^\s\x00-\x1f\x7f]")  # one character a base URL may hold
 
 
 def base_url_problem(url: str) -> str | None:
@@ -184,12 +195,9 @@ def base_url_problem(url: str) -> str | None:
         return None
     if not _SCHEME.match(url):
         return "does not start with http:// or https://"
-    for position, char in enumerate(url):
-        code = ord(char)
-        if code < 0x20 or code == 0x7F:
-            return f"holds control character 0x{code:02x} at position {position}"
-        if char.isspace():
-            return f"holds whitespace at position {position}"
+    bad = first_bad_char(url, _URL_CHAR)
+    if bad is not None:
+        return f"holds {bad}"
     authority = re.split(r"[/?#]", url.split("://", 1)[1], maxsplit=1)[0]
     if "@" in authority:
         return "must not carry user:password@ (use auth.* with *_env variables)"

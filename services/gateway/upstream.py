@@ -36,7 +36,6 @@ from services.gateway.auth import Auth
 from services.gateway.balancer import Instance, pick
 from services.gateway.bodies import BodyError, ResponseTooLarge, content_codings, plan, read_body
 from services.gateway.hygiene import MAX_CACHED_PATH_CHARS
-from services.gateway.netbackend import abandon_stream
 from services.gateway.oauth2 import TokenEndpointFailed
 from services.gateway.retry import RETRYABLE_STATUS, backoff, may_retry, parse_retry_after
 from services.gateway.settings import UpstreamConfig
@@ -391,16 +390,16 @@ class Upstream:
         is removed when every coding was undone, else it lists the codings still applied
         (``br``, ``zstd``: the caller asked for them), so no compressed body comes back
         unlabelled. Past the cap: :class:`ResponseTooLarge` — unless the upstream answered
-        5xx, which is its failure anyway (:class:`.bodies.BodyError`, counted). Either way
-        the rest of the body is abandoned without harming a shared HTTP/2 connection
-        (:func:`.netbackend.abandon_stream`)."""
+        5xx, which is its failure anyway (:class:`.bodies.BodyError`, counted). Whatever
+        stops the read before the end (the cap, an undecodable body, a timeout), the rest
+        of the body is abandoned there without harming a shared HTTP/2 connection
+        (:func:`.bodies.read_body`, :func:`.netbackend.abandon_stream`)."""
         response = await self.transport.handle_async_request(request)
         wire = response.stream
         assert isinstance(wire, httpx.AsyncByteStream)  # an async transport's
         try:
             body = await read_body(response, self.config.max_response_bytes)
         except ResponseTooLarge as exc:
-            await abandon_stream(response)
             if response.status_code >= 500:
                 raise BodyError(
                     f"HTTP {response.status_code} with an answer larger than {exc.limit} bytes"

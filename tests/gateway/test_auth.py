@@ -6,6 +6,7 @@ import asyncio
 import base64
 
 import grpc
+import pydantic
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -398,6 +399,65 @@ async def test_client_credentials_are_form_encoded_before_basic(make_upstream, g
     stub = await gateway({"svc": oauth_table(up.url)})
     assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
     assert up.token_requests == 1
+
+
+BASE64_SECRET = "q7/Xk+Zp0w==:x"  # '/', '+', '=' as in base64-style secrets (and a ':')
+
+
+@pytest.mark.parametrize(
+    "encoding,decodes,works",
+    [
+        (None, True, True),  # the default, "form": a conforming endpoint decodes
+        ("form", False, False),  # the trade-off: an endpoint that does not decode refuses it
+        ("raw", False, True),  # sent as is: the non-decoding endpoint accepts it
+        ("raw", True, False),  # ... and a decoding one would read '+' as a space
+    ],
+    ids=["default-form-decoding", "form-non-decoding", "raw-non-decoding", "raw-decoding"],
+)
+async def test_client_auth_encoding(
+    make_upstream, gateway, monkeypatch, encoding: str | None, decodes: bool, works: bool
+) -> None:
+    """auth.client_auth_encoding: "form" (default, RFC 6749 §2.3.1) form-urlencodes a base64-style
+    secret before HTTP Basic; "raw" sends it as it is, for providers that do not decode. The
+    wrong choice for the provider is a refusal of the client credentials (UNAVAILABLE)."""
+    monkeypatch.setenv("TEST_CLIENT_ID", "wed-sync")
+    monkeypatch.setenv("TEST_CLIENT_SECRET", BASE64_SECRET)
+    up = await make_upstream(oauth_client=("wed-sync", BASE64_SECRET), oauth_decodes=decodes)
+    table = oauth_table(up.url)
+    if encoding is not None:
+        table["auth"]["client_auth_encoding"] = encoding
+    stub = await gateway({"svc": table})
+    if works:
+        assert (await stub.Invoke(invoke("svc"), timeout=10)).status_code == 200
+    else:
+        message = await token_failure(stub)
+        assert "refused the client credentials: HTTP 401 (invalid_client)" in message
+        assert BASE64_SECRET not in message
+    assert up.token_requests == 1
+
+
+async def test_raw_client_auth_refuses_a_client_id_with_a_colon(make_upstream, gateway, monkeypatch) -> None:
+    """Unencoded, a ':' in the client id would split id and secret in the wrong place: the
+    upstream is UNCONFIGURED naming the variable, no token request is made."""
+    monkeypatch.setenv("TEST_CLIENT_ID", "wed:SECRETID")
+    monkeypatch.setenv("TEST_CLIENT_SECRET", "csecret")
+    up = await make_upstream(oauth_client=("wed:SECRETID", "csecret"), oauth_decodes=False)
+    table = oauth_table(up.url)
+    table["auth"]["client_auth_encoding"] = "raw"
+    stub = await gateway({"svc": table})
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Invoke(invoke("svc"), timeout=10)
+    message = err.value.details() or ""
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, message
+    assert "$TEST_CLIENT_ID is unusable" in message and "SECRETID" not in message
+    assert up.token_requests == 0
+
+
+def test_client_auth_encoding_is_form_or_raw() -> None:
+    auth = {"type": "oauth2_client_credentials", "client_id_env": "A", "client_secret_env": "B"}
+    assert UpstreamConfig(auth=auth).auth.client_auth_encoding == "form"
+    with pytest.raises(pydantic.ValidationError):
+        UpstreamConfig(auth={**auth, "client_auth_encoding": "base64"})
 
 
 async def test_failed_renewal_keeps_using_the_current_token_until_it_expires(

@@ -22,7 +22,7 @@ import pytest
 
 from services.core.server import MAX_MESSAGE_BYTES
 from services.gateway.bodies import ResponseTooLarge, UndecodableBody, read_body
-from services.gateway.settings import DEFAULT_MAX_RESPONSE_BYTES, MAX_REPLY_BYTES, UpstreamConfig
+from services.gateway.settings import DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES, UpstreamConfig
 from tests.gateway.conftest import invoke, upstream_table
 from tests.gateway.upstreams import RawServer, answer
 from wedsync.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -39,7 +39,7 @@ def test_default_and_largest_cap_leave_half_the_reply_limit() -> None:
     """Without configuration an upstream's answers are capped at 4 MiB, and no more can be
     configured: half the gRPC reply limit (the server's real one), so the headers and the
     normalised copy that travel with the body have room."""
-    assert MAX_REPLY_BYTES == MAX_MESSAGE_BYTES == 8 * 1024 * 1024
+    assert MAX_RESPONSE_BYTES == MAX_MESSAGE_BYTES // 2  # replies are measured against MAX_MESSAGE_BYTES
     assert UpstreamConfig().max_response_bytes == DEFAULT_MAX_RESPONSE_BYTES == 4 * 1024 * 1024
     assert UpstreamConfig(max_response_bytes=4 * 1024 * 1024).max_response_bytes == 4 * 1024 * 1024
     with pytest.raises(pydantic.ValidationError):
@@ -257,7 +257,7 @@ async def test_normalised_copy_that_would_pass_the_reply_limit_is_left_out(make_
     assert len(raw) <= DEFAULT_MAX_RESPONSE_BYTES
     up = await make_upstream(raw=raw)
     stub = await gateway({"svc": upstream_table([up.url], normalizer="postmark")})
-    options = [("grpc.max_receive_message_length", 2 * MAX_REPLY_BYTES)]  # a client's default is 4 MiB
+    options = [("grpc.max_receive_message_length", 2 * MAX_MESSAGE_BYTES)]  # a client's default is 4 MiB
     async with grpc.aio.insecure_channel(f"127.0.0.1:{stub.host.port}", options=options) as channel:
         big = gateway_pb2_grpc.IntegrationGatewayServiceStub(channel)
         reply = await big.Invoke(invoke("svc", method="POST", body=b"{}"), timeout=30)
@@ -265,7 +265,30 @@ async def test_normalised_copy_that_would_pass_the_reply_limit_is_left_out(make_
     assert reply.WhichOneof("normalized") is None
     assert reply.normalization == gateway_pb2.NORMALIZATION_STATUS_FAILED
     assert "left out" in reply.normalization_error and "gRPC message limit" in reply.normalization_error
-    assert reply.ByteSize() <= MAX_REPLY_BYTES
+    assert reply.ByteSize() <= MAX_MESSAGE_BYTES
     up.raw = json.dumps([{"MessageID": "m-2", "ErrorCode": 0, "To": "a@example.com"}]).encode()
     small = await stub.Invoke(invoke("svc", method="POST", body=b"{}"), timeout=10)
     assert small.normalization == gateway_pb2.NORMALIZATION_STATUS_NORMALIZED
+
+
+def test_rough_reply_size_is_never_far_below_the_real_one() -> None:
+    """render() measures a reply (ByteSize serialises it, body included) only when its rough size
+    comes within SIZE_CHECK_SLACK of the limit: the rough size must not be below the real one
+    by more than a few KiB of tags and scalars, whatever the body, headers or normalised copy."""
+    from services.gateway.servicer import SIZE_CHECK_SLACK, _rough_size
+
+    email = gateway_pb2.EmailMessage(id="m-1", provider="postmark")
+    cases = [
+        gateway_pb2.InvokeResponse(status_code=200),
+        gateway_pb2.InvokeResponse(status_code=200, body=b"x" * 100_000, headers={"k": "v" * 1000}),
+        gateway_pb2.InvokeResponse(
+            headers={f"h{i}": "\u00e9\u20ac" * 50 for i in range(100)}, instance="https://a/"
+        ),
+        gateway_pb2.InvokeResponse(
+            body=b"[]", email_list=gateway_pb2.EmailMessageList(messages=[email] * 20_000), attempts=3
+        ),
+        gateway_pb2.InvokeResponse(normalization_error="\U0001f600" * 500, upstream_request_id="r" * 300),
+    ]
+    for reply in cases:
+        assert reply.ByteSize() <= _rough_size(reply) + 1024
+    assert SIZE_CHECK_SLACK >= 64 * 1024

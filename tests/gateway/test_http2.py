@@ -219,3 +219,124 @@ async def test_oversized_http2_answer_leaves_the_shared_connection_usable(tmp_pa
         assert reply.status_code == 200 and reply.body == b"ok"
     assert {version for _, version, _ in seen} == {"2"}
     assert len({client for _, _, client in seen}) == 1  # all on one connection, never replaced
+
+
+async def _send_big(send: Any, done: asyncio.Event, headers: list[tuple[bytes, bytes]]) -> None:
+    """An answer of :data:`BIG` bytes (garbage), until the client resets the stream."""
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    chunk = b"x" * 65536
+    try:
+        for _ in range(BIG // len(chunk)):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except Exception:  # the client reset the stream
+        pass
+    finally:
+        done.set()
+
+
+async def _answered_quickly_until(stub: Any, done: asyncio.Event, seen: list[Any], at_least: int) -> None:
+    """Calls to /fast are answered at once (not after the 3 s read timeout of a connection
+    whose window is spent) until the upstream gave up its big answer and ``at_least``
+    requests were seen."""
+    give_up = time.monotonic() + 10
+    for _ in range(100):
+        started = time.monotonic()
+        reply = await stub.Invoke(invoke("svc", "/fast"), timeout=20)
+        assert reply.status_code == 200 and reply.body == b"ok"
+        assert time.monotonic() - started < 2.0  # not the 3 s read timeout of a stalled connection
+        if done.is_set() and len(seen) >= at_least:
+            return
+        assert time.monotonic() < give_up, "the upstream never stopped sending the big answer"
+
+
+async def test_undecodable_http2_answer_leaves_the_shared_connection_usable(tmp_path: Path, gateway) -> None:
+    """An answer that says gzip and is not stops the read at its first bytes (UNAVAILABLE, the
+    upstream's fault); the rest — far past the 16 MiB window — is abandoned with a stream reset,
+    so later calls on the same HTTP/2 connection are answered at once."""
+    pytest.importorskip("h2", reason="HTTP/2 needs httpx[http2] (the h2 package)")
+    seen: list[tuple[str, str, Any]] = []
+    bad_done = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append((scope["path"], scope["http_version"], tuple(scope["client"])))
+        if scope["path"] == "/bad":
+            await _send_big(send, bad_done, [(b"content-encoding", b"gzip")])
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async with serve_tls(tmp_path, app) as (url, ca):
+        table = upstream_table(
+            [url], ca_file=str(ca), timeout_s=3.0, retry={"attempts": 1}, breaker={"failure_threshold": 100}
+        )
+        stub = await gateway({"svc": table})
+        assert (await stub.Invoke(invoke("svc", "/fast"), timeout=20)).status_code == 200  # the connection
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Invoke(invoke("svc", "/bad"), timeout=20)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
+        assert "does not decode" in (err.value.details() or "")
+        await _answered_quickly_until(stub, bad_done, seen, 5)
+    assert {version for _, version, _ in seen} == {"2"}
+    assert len({client for _, _, client in seen}) == 1  # all on one connection, never replaced
+
+
+async def test_oversized_token_answer_leaves_the_shared_http2_connection_usable(
+    tmp_path: Path, gateway, monkeypatch
+) -> None:
+    """The OAuth2 token client shares the upstream's pool, and by default its token URL is on the
+    same base URL: the same HTTP/2 connection. A token answer past the 64 KiB read is a token
+    endpoint failure (UNAVAILABLE) and its stream is reset, so the next token request and the
+    calls after it, on that connection, are answered at once."""
+    pytest.importorskip("h2", reason="HTTP/2 needs httpx[http2] (the h2 package)")
+    from services.gateway import oauth2
+
+    monkeypatch.setattr(oauth2, "FAILURE_TTL_S", 0.0)  # the next call asks the endpoint again
+    monkeypatch.setenv("TEST_CLIENT_ID", "cid")
+    monkeypatch.setenv("TEST_CLIENT_SECRET", "csecret")
+    seen: list[tuple[str, str, Any]] = []
+    big_done = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append((scope["path"], scope["http_version"], tuple(scope["client"])))
+        if scope["path"] == "/oauth/token":
+            while (await receive()).get("more_body"):
+                pass
+            if not big_done.is_set() and sum(path == "/oauth/token" for path, _, _ in seen) == 1:
+                await _send_big(send, big_done, [(b"content-type", b"application/json")])
+                return
+            token = b'{"access_token": "tok", "token_type": "bearer", "expires_in": 3600}'
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": token})
+            return
+        headers = dict(scope["headers"])
+        ok = headers.get(b"authorization") == b"Bearer tok"
+        await send({"type": "http.response.start", "status": 200 if ok else 401, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok" if ok else b"no token"})
+
+    async with serve_tls(tmp_path, app) as (url, ca):
+        table = upstream_table(
+            [url],
+            ca_file=str(ca),
+            timeout_s=3.0,
+            retry={"attempts": 1},
+            breaker={"failure_threshold": 100},
+            auth={
+                "type": "oauth2_client_credentials",
+                "client_id_env": "TEST_CLIENT_ID",
+                "client_secret_env": "TEST_CLIENT_SECRET",
+            },
+        )
+        stub = await gateway({"svc": table})
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Invoke(invoke("svc", "/fast"), timeout=20)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
+        assert "OAuth2 token endpoint" in (err.value.details() or "")
+        await _answered_quickly_until(stub, big_done, seen, 5)
+    assert [path for path, _, _ in seen[:2]] == ["/oauth/token", "/oauth/token"]
+    assert {version for _, version, _ in seen} == {"2"}
+    assert len({client for _, _, client in seen}) == 1  # token and calls on one connection, never replaced

@@ -7,6 +7,7 @@ every other caller shares.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import grpc
@@ -178,3 +179,25 @@ async def test_dropped_headers_are_not_judged(make_upstream, gateway) -> None:
     sent = {k.lower() for k in up.requests[0].headers}
     assert "x-ok" in sent and not {"cookie", "keep-alive"} & sent
     assert up.requests[0].headers.get("authorization", "") != "Bearer \x00"
+
+
+URL_CHAR = re.compile(r"[^\s\x00-\x1f\x7f]")
+
+
+@pytest.mark.parametrize(
+    "value,allowed,expected",
+    [
+        ("visible ascii", hygiene.FIELD_CHAR, None),
+        ("a\x00b", hygiene.FIELD_CHAR, "control character 0x00 at position 1"),
+        ("key\n", hygiene.FIELD_CHAR, "control character 0x0a at the end (position 3)"),
+        ("caf\u00e9!", hygiene.FIELD_CHAR, "a non-ASCII character at position 3"),
+        ("a\u00a0b", hygiene.NOT_CONTROL, None),
+        ("http://h/a b", URL_CHAR, "whitespace at position 10"),
+        ("http://h/a\u00a0b", URL_CHAR, "a non-ASCII whitespace character at position 10"),
+        ("x\x7f", hygiene.NOT_CONTROL, "control character 0x7f at the end (position 1)"),
+    ],
+)
+def test_first_bad_char_names_kind_and_position_only(value: str, allowed: Any, expected: str | None) -> None:
+    """The one helper behind every refusal that points at a character (caller headers and keys,
+    secrets, base URLs): kind and position, never the character or the value."""
+    assert hygiene.first_bad_char(value, allowed) == expected

@@ -56,6 +56,7 @@ class FakeUpstream:
     retry_after: str | None = None  # sent with 429 answers
     require: dict[str, str] = field(default_factory=dict)  # header -> exact value
     oauth_client: tuple[str, str] | None = None  # (id, secret) the token endpoint accepts
+    oauth_decodes: bool = True  # the token endpoint form-decodes id and secret (RFC 6749 2.3.1)
     token_ttl_s: float = 60.0
     token_delay_s: float = 0.0
     token_status: int = 0  # when set, the token endpoint answers this status (an OAuth2 error body)
@@ -91,7 +92,8 @@ class FakeUpstream:
             return JSONResponse({"error": "temporarily_unavailable"}, status_code=self.token_status)
         if self.token_answer is not None:
             return JSONResponse(self.token_answer)
-        if self.oauth_client is None or client_credentials(request.headers) != self.oauth_client:
+        sent = client_credentials(request.headers, decode=self.oauth_decodes)
+        if self.oauth_client is None or sent != self.oauth_client:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         token = f"tok-{next(self._counter)}"
         self.valid_tokens.add(token)
@@ -157,9 +159,10 @@ class FakeUpstream:
             self._server = None
 
 
-def client_credentials(headers: Any) -> tuple[str, str] | None:
+def client_credentials(headers: Any, *, decode: bool = True) -> tuple[str, str] | None:
     """(client id, secret) from HTTP Basic as RFC 6749 §2.3.1 sends them: each
-    form-urlencoded, then joined with ':' and base64-encoded."""
+    form-urlencoded, then joined with ':' and base64-encoded; with ``decode=False`` as a
+    provider that does not form-decode them reads them."""
     auth = headers.get("authorization", "")
     if not auth.startswith("Basic "):
         return None
@@ -170,6 +173,8 @@ def client_credentials(headers: Any) -> tuple[str, str] | None:
     client_id, colon, secret = pair.partition(":")
     if not colon:
         return None
+    if not decode:
+        return client_id, secret
     return urllib.parse.unquote_plus(client_id), urllib.parse.unquote_plus(secret)
 
 
